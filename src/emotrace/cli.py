@@ -1,0 +1,161 @@
+"""The `emotrace` command line: images, video, models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emotrace import models
+from emotrace.errors import EmotraceError, InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Read human emotion from faces in images and videos.",
+    pretty_exceptions_enable=False,
+)
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Expression model (see `emotrace models`).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def _analyzer(model: str, **kwargs):
+    from emotrace.pipeline import Analyzer
+
+    try:
+        return Analyzer(classifier=model, **kwargs)
+    except EmotraceError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+
+
+def _collect(inputs: list[Path], suffixes: set[str]) -> list[Path]:
+    """Files as given, and matching files under any folder given (sorted, recursive)."""
+    out: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            out.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in suffixes))
+        else:
+            out.append(item)
+    return out
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the registered models and whether each file is present here."""
+    rows = []
+    for card in models.list_models():
+        present = "yes" if models.is_present(card) else "no"
+        default = " (default)" if card.name in (models.DEFAULT_CLASSIFIER, models.DEFAULT_DETECTOR) else ""
+        rows.append((card.name + default, card.task, present, card.licence, card.filename))
+    widths = [max(len(r[i]) for r in rows + [("name", "task", "present", "licence", "file")])
+              for i in range(5)]
+    for row in [("name", "task", "present", "licence", "file"), *rows]:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    typer.echo(f"\nsearched: {', '.join(map(str, models.model_dirs()))}"
+               f"{', ' if models.model_dirs() else ''}{models.cache_dir()} (EMOTRACE_MODEL_DIR, cache)")
+
+
+@app.command("images")
+def images_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV or .parquet to write.")] = Path("predictions.csv"),
+    submission: Annotated[bool, typer.Option(help="Write `image_path,emotion`, one row per image (most confident face; 9-class names).")] = False,
+    cropped: Annotated[bool, typer.Option(help="Each image is already a cropped face: skip detection.")] = False,
+    model: ModelOpt = models.DEFAULT_CLASSIFIER,
+    min_face_size: Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels).")] = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Emotions of every face in images: one row per face (per image with --submission)."""
+    import pandas as pd
+
+    from emotrace.pipeline import IMAGE_SUFFIXES
+    from emotrace.submission import submission_rows
+    from emotrace.tables import write_csv, write_parquet
+
+    paths = _collect(inputs, IMAGE_SUFFIXES)
+    if not paths:
+        _fail(f"no images found in {', '.join(map(str, inputs))}")
+        raise typer.Exit(1)
+    analyzer = _analyzer(model, min_face_size=min_face_size)
+    tables, results, failed = [], [], 0
+    for item in analyzer.analyze_images(paths, cropped=cropped, progress=not quiet):
+        if isinstance(item, InputError):
+            failed += 1
+            _fail(str(item))
+            continue
+        results.append(item)
+        tables.append(item.to_pandas())
+    if submission:
+        df = submission_rows(results, analyzer)
+    else:
+        df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    writer = write_parquet if output.suffix.lower() == ".parquet" else write_csv
+    writer(df, output)
+    faces = sum(len(r.frame) for r in results)
+    typer.echo(f"{len(results)} images, {faces} faces -> {output}"
+               + (f"; {failed} failed" if failed else ""), err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("video")
+def video_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders.")],
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results.")] = Path("emotrace-out"),
+    fps: Annotated[float | None, typer.Option(help="Analyse this many frames per second (default: every frame).")] = None,
+    annotate: Annotated[bool, typer.Option(help="Also write an annotated MP4.")] = False,
+    plot: Annotated[bool, typer.Option(help="Also write a timeline PNG.")] = False,
+    model: ModelOpt = models.DEFAULT_CLASSIFIER,
+    detect_size: Annotated[int, typer.Option(help="Longer side (px) at which faces are detected; 0 = full size.")] = 320,
+    min_face_size: Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels).")] = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Per-frame, per-face emotion timeline of each video: CSV + Parquet, track summary, plots."""
+    from emotrace.pipeline import Analyzer
+    from emotrace.report import analyze_video_to_dir
+    from emotrace.video import VIDEO_SUFFIXES
+
+    paths = _collect(inputs, VIDEO_SUFFIXES)
+    if not paths:
+        _fail(f"no videos found in {', '.join(map(str, inputs))}")
+        raise typer.Exit(1)
+    analyzer: Analyzer = _analyzer(model, min_face_size=min_face_size,
+                                   video_detect_size=detect_size or None)
+    failed = 0
+    stems: set[str] = set()
+    for path in paths:
+        stem = path.stem
+        while stem in stems:  # two inputs with one name: keep both
+            stem += "_"
+        stems.add(stem)
+        try:
+            summary = analyze_video_to_dir(analyzer, path, outdir, stem, fps=fps,
+                                           annotate=annotate, plot=plot, progress=not quiet)
+        except InputError as exc:
+            failed += 1
+            _fail(str(exc))
+            continue
+        typer.echo(summary, err=True)
+    if failed:
+        typer.echo(f"{failed} of {len(paths)} videos failed", err=True)
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except EmotraceError as exc:  # anything not handled per file: one line, no traceback
+        _fail(str(exc))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The Analyzer: images and videos in, typed per-face emotion results out.
+
+    >>> from emotrace import Analyzer
+    >>> analyzer = Analyzer()
+    >>> result = analyzer.analyze_video("clip.mp4")
+    >>> result.to_pandas()            # one row per face per frame
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from emotrace import models
+from emotrace.classify import ExpressionClassifier
+from emotrace.detect import YuNetDetector
+from emotrace.errors import InputError
+from emotrace.track import IoUTracker
+from emotrace.types import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
+from emotrace.video import Frame, FrameReader
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+FrameCallback = Callable[[Frame, FrameAnalysis], None]
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A BGR uint8 image; `InputError` naming the file if it is missing or not an image."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "no such file" if not path.exists() else "not a file")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise InputError(path, "not a readable image (empty, truncated or not an image format)")
+    return image
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    raise ValueError(f"expected a grayscale, BGR or BGRA image, got shape {image.shape}")
+
+
+def whole_image_detection(image: np.ndarray) -> Detections:
+    """A 'detection' covering the whole image, for already cropped faces (no landmarks)."""
+    h, w = image.shape[:2]
+    return Detections(
+        np.array([[0, 0, w, h]], np.float32),
+        np.full(1, np.nan, np.float32),
+        np.full((1, 5, 2), np.nan, np.float32),
+    )
+
+
+class Analyzer:
+    """Detect, align, classify and track faces in images and videos.
+
+    Args:
+        classifier: registry name of the expression model.
+        classifier_path / detector_path: explicit model files (checked by SHA256).
+        score_threshold, nms_threshold, min_face_size: face detection settings.
+        image_detect_size / video_detect_size: longer side (pixels) at which faces are detected
+            in still images / video frames (detection at a reduced size is much faster; faces
+            smaller than about 10 px at that size are lost). None = full resolution.
+        embeddings: also return each face's embedding where the model has one.
+        batch_size: faces per classifier call.
+        threads: ONNX Runtime threads (0 = all cores).
+    """
+
+    def __init__(
+        self,
+        classifier: str = models.DEFAULT_CLASSIFIER,
+        classifier_path: str | Path | None = None,
+        detector_path: str | Path | None = None,
+        score_threshold: float = 0.6,
+        nms_threshold: float = 0.3,
+        min_face_size: int = 0,
+        image_detect_size: int | None = 640,
+        video_detect_size: int | None = 320,
+        embeddings: bool = False,
+        batch_size: int = 32,
+        threads: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.classifier = ExpressionClassifier(classifier, classifier_path, embeddings, threads)
+        self.detector = YuNetDetector(
+            detector_path, score_threshold, nms_threshold, min_face_size, image_detect_size
+        )
+        self.image_detect_size = image_detect_size
+        self.video_detect_size = video_detect_size
+        self.batch_size = batch_size
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.classifier.labels
+
+    # -- images ---------------------------------------------------------------------------
+    def _detect(self, image: np.ndarray, max_side: int | None) -> Detections:
+        self.detector.max_side = max_side
+        return self.detector(image)
+
+    def analyze_image(
+        self, image: str | Path | np.ndarray, cropped: bool = False, name: str | None = None
+    ) -> ImageAnalysis:
+        """Every face in one image (path or BGR array); `cropped`: the image is one face."""
+        path = name or (str(image) if not isinstance(image, np.ndarray) else "<array>")
+        array = _as_bgr(read_image(image) if not isinstance(image, np.ndarray) else image)
+        if cropped:
+            det = whole_image_detection(array)
+            faces = cv2.resize(array, (self.classifier.size,) * 2, interpolation=cv2.INTER_LINEAR)
+            emotions = self.classifier(faces[None], self.batch_size)
+        else:
+            det = self._detect(array, self.image_detect_size)
+            emotions = self.classifier(self.classifier.crops(array, det), self.batch_size)
+        frame = FrameAnalysis(0, 0.0, det, emotions, np.full(len(det), -1, np.int64))
+        return ImageAnalysis(path, array.shape[1], array.shape[0], frame)
+
+    def analyze_images(
+        self, paths: Iterable[str | Path], cropped: bool = False, progress: bool = True
+    ) -> Iterator[ImageAnalysis | InputError]:
+        """Analyse many images; a bad file yields its `InputError` and the rest go on."""
+        paths = list(paths)
+        for path in tqdm(paths, desc="images", unit="img", disable=not progress):
+            try:
+                yield self.analyze_image(path, cropped=cropped)
+            except InputError as exc:
+                yield exc
+
+    # -- video ----------------------------------------------------------------------------
+    def analyze_video(
+        self,
+        path: str | Path,
+        fps: float | None = None,
+        progress: bool = True,
+        on_frame: FrameCallback | None = None,
+        tracker: IoUTracker | None = None,
+    ) -> VideoAnalysis:
+        """Analyse every frame of a video (or `fps` frames per second), streaming.
+
+        Faces of several frames are classified in one batch; `on_frame(frame, analysis)` is
+        called for each analysed frame in order (to draw or write it) once its faces are
+        classified. Raises `InputError` naming the file for missing, non-video or truncated
+        input.
+        """
+        reader = FrameReader(path, fps)
+        tracker = tracker or IoUTracker()
+        result = VideoAnalysis(reader.info, self.labels)
+        total = reader.info.n_frames if fps is None else int(reader.info.duration * fps) + 1
+        bar = tqdm(total=total or None, desc=Path(path).name, unit="frame",
+                   disable=not progress, dynamic_ncols=True)
+        pending: list[tuple[Frame, Detections, np.ndarray]] = []
+        crops: list[np.ndarray] = []
+        n_crops = 0
+
+        def flush() -> None:
+            nonlocal n_crops
+            batch = np.concatenate(crops) if crops else None
+            emotions = self.classifier(batch, self.batch_size) if batch is not None else None
+            start = 0
+            for frame, det, ids in pending:
+                n = len(det)
+                emo = emotions.slice(start, start + n) if n else Emotions.empty(self.labels)
+                start += n
+                analysis = FrameAnalysis(frame.index, frame.timestamp, det, emo, ids)
+                result.frames.append(analysis)
+                if on_frame is not None:
+                    on_frame(frame, analysis)
+            bar.update(len(pending))
+            pending.clear()
+            crops.clear()
+            n_crops = 0
+
+        self.detector.max_side = self.video_detect_size
+        started = time.perf_counter()
+        try:
+            for frame in reader:
+                det = self.detector(frame.image)
+                ids = tracker.update(det.boxes, frame.timestamp)
+                if len(det):
+                    crops.append(self.classifier.crops(frame.image, det))
+                    n_crops += len(det)
+                if on_frame is None:
+                    frame.image = None  # the crops are all we keep: free the frame now
+                pending.append((frame, det, ids))
+                if n_crops >= self.batch_size or len(pending) >= 4 * self.batch_size:
+                    flush()
+            flush()
+        finally:
+            bar.close()
+        result.frames_decoded = reader.frames_decoded
+        result.elapsed = time.perf_counter() - started
+        return result

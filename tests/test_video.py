@@ -1,0 +1,104 @@
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PYFEAT, STYLETALK
+from typer.testing import CliRunner
+
+from emotrace.cli import app
+from emotrace.errors import InputError
+
+
+def test_no_face_video_keeps_every_frame_without_face_rows(analyzer):
+    result = analyzer.analyze_video(PYFEAT / "no_face.mp4", progress=False)
+    df = result.to_pandas()
+    assert result.frames_decoded == 95  # video/index.csv: 95 frames
+    assert df["frame"].tolist() == list(range(95))
+    assert (df["face"] == -1).all() and df["emotion"].isna().all()
+
+
+def test_face_leaves_the_frame(analyzer):
+    df = analyzer.analyze_video(PYFEAT / "face_noface.mov", progress=False).to_pandas()
+    per_frame = df.groupby("frame")["face"].max() >= 0
+    n = len(per_frame)
+    assert n == 169
+    assert per_frame.iloc[: n // 5].mean() > 0.9  # a face at the start
+    assert per_frame.iloc[-n // 5 :].sum() == 0  # none at the end
+
+
+def test_wolfgang_goes_from_sad_to_happy(analyzer):
+    # Looked at first (docs/images/wolfgang_timeline.png): sad/disgust dominate the first
+    # ~9.5 s, then a broad smile until the end.
+    result = analyzer.analyze_video(PYFEAT / "WolfgangLanger_Pexels.mp4", progress=False)
+    df = result.to_pandas()
+    assert len(result.frames) == 472 and (df["face"] == 0).all()
+    assert df["track_id"].nunique() == 1
+    assert df["timestamp"].is_monotonic_increasing
+    first, second = df.iloc[: len(df) // 2], df.iloc[len(df) // 2 :]
+    assert first["sad"].mean() > first["happy"].mean()
+    assert first["sad"].mean() > 0.4
+    assert second["happy"].mean() > 0.9
+    assert (second["emotion"] == "happy").mean() > 0.9
+
+
+def test_fps_sampling_uses_stream_timestamps(analyzer):
+    result = analyzer.analyze_video(STYLETALK / "style_clips" / "happyenglish_clip1.mp4",
+                                    fps=5, progress=False)
+    ts = np.array([f.timestamp for f in result.frames])
+    assert result.frames_decoded == 135
+    assert len(ts) == 23  # 4.5 s at 5 per second, from t = 0
+    assert np.allclose(np.diff(ts), 0.2, atol=1 / 30 + 1e-6)
+    assert (result.to_pandas()["emotion"] == "happy").mean() > 0.9
+
+
+@pytest.mark.parametrize("kind,problem", [
+    ("truncated", "truncated: decoded"),
+    ("truncated_index", "not a readable video"),
+    ("text", "not a readable video"),
+])
+def test_bad_video_gives_a_clear_error(analyzer, bad_videos, kind, problem):
+    with pytest.raises(InputError) as err:
+        analyzer.analyze_video(bad_videos[kind], progress=False)
+    assert str(err.value).startswith(str(bad_videos[kind]))
+    assert problem in str(err.value)
+
+
+def test_cli_batch_goes_on_past_bad_files(bad_videos, tmp_path):
+    good = PYFEAT / "single_face.mp4"
+    args = ["video", str(bad_videos["truncated"]), str(good), str(bad_videos["text"]),
+            str(bad_videos["truncated_index"]),
+            str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "out"), "--plot", "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4
+    assert any("truncated.mp4: truncated" in e for e in errors)
+    assert any("notes.mp4: not a readable video" in e for e in errors)
+    assert any("missing.mp4: no such file" in e for e in errors)
+    assert any("truncated_index.mp4: not a readable video" in e for e in errors)
+    assert "Traceback" not in result.output
+    out = tmp_path / "out"
+    df = pd.read_parquet(out / "single_face.faces.parquet")
+    assert len(df) == 72 and (df["face"] >= 0).all()
+    assert (out / "single_face.faces.csv").exists() and (out / "single_face.timeline.png").exists()
+    tracks = pd.read_csv(out / "single_face.tracks.csv")
+    assert len(tracks) == 1 and tracks.loc[0, "frames"] == 72
+    names = sorted(p.name for p in out.iterdir())
+    assert not [n for n in names if n.startswith(("truncated", "notes", "."))], names
+
+
+def test_annotated_video_has_every_frame_with_overlay(tmp_path):
+    src = PYFEAT / "single_face.mp4"
+    result = CliRunner().invoke(app, ["video", str(src), "-o", str(tmp_path), "--annotate", "-q"])
+    assert result.exit_code == 0, result.output
+    import av
+
+    out = tmp_path / "single_face.annotated.mp4"
+    with av.open(str(out)) as a, av.open(str(src)) as b:
+        fa = [f.to_ndarray(format="bgr24") for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="bgr24") for f in b.decode(video=0)]
+    assert len(fa) == len(fb) == 72
+    df = pd.read_csv(tmp_path / "single_face.faces.csv")
+    x1, y1, x2, _y2 = df.loc[10, ["x1", "y1", "x2", "y2"]].round().astype(int)
+    # The box outline is drawn: pixels on its top edge differ strongly from the source.
+    edge = np.abs(fa[10][y1, x1:x2].astype(int) - fb[10][y1, x1:x2].astype(int)).mean()
+    assert edge > 40

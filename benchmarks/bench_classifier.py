@@ -9,8 +9,8 @@ import argparse
 import time
 
 import numpy as np
-
 from common import WOLFGANG, machine
+
 from emotrace.classify import ExpressionClassifier
 from emotrace.detect import YuNetDetector
 from emotrace.video import FrameReader

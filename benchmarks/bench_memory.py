@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 
 import av
-
 from common import ROOT, WOLFGANG, machine
 
 CHILD = """

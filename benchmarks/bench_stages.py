@@ -13,8 +13,8 @@ import time
 
 import av
 import numpy as np
-
 from common import WOLFGANG, machine
+
 from emotrace.classify import ExpressionClassifier
 from emotrace.detect import YuNetDetector
 from emotrace.track import IoUTracker

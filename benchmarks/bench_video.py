@@ -13,6 +13,7 @@ import statistics
 import time
 
 from common import WOLFGANG, machine
+
 from emotrace import Analyzer
 
 

@@ -102,3 +102,38 @@ def test_annotated_video_has_every_frame_with_overlay(tmp_path):
     # The box outline is drawn: pixels on its top edge differ strongly from the source.
     edge = np.abs(fa[10][y1, x1:x2].astype(int) - fb[10][y1, x1:x2].astype(int)).mean()
     assert edge > 40
+
+
+def test_variable_frame_rate_keeps_stream_timestamps(analyzer, tmp_path):
+    """Frames written at irregular times come back with those times, not index / fps."""
+    import av
+
+    from emotrace.viz import VideoWriter
+
+    with av.open(str(PYFEAT / "single_face.mp4")) as src:
+        images = [f.to_ndarray(format="bgr24") for _, f in zip(range(24), src.decode(video=0))]
+    gaps = np.where(np.arange(24) % 3 == 0, 0.2, 1 / 30)  # bursts and pauses
+    times = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
+    vfr = tmp_path / "vfr.mp4"
+    writer = VideoWriter(vfr, images[0].shape[1], images[0].shape[0], fps=30)
+    for image, t in zip(images, times):
+        writer.write(image, float(t))
+    writer.close()
+    result = analyzer.analyze_video(vfr, progress=False)
+    got = np.array([f.timestamp for f in result.frames])
+    assert len(got) == 24
+    assert np.abs(got - times).max() < 0.002
+    sampled = analyzer.analyze_video(vfr, fps=2, progress=False)
+    picked = np.array([f.timestamp for f in sampled.frames])
+    # One frame per half second: the first frame at or after each 0.5 s mark.
+    expected = [times[np.argmax(times >= k * 0.5 - 1e-6)] for k in range(int(times[-1] / 0.5) + 1)]
+    assert np.allclose(picked, expected, atol=0.002)
+
+
+def test_cli_rejects_bad_settings_in_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["video", str(PYFEAT / "single_face.mp4"), "-o",
+                                      str(tmp_path), "--threshold", "1.5"])
+    assert result.exit_code == 2
+    assert "score_threshold must be in (0, 1)" in result.output
+    result = CliRunner().invoke(app, ["images", str(PYFEAT), "--model", "nope"])
+    assert result.exit_code == 2 and "valid names" in result.output

@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Expression model (see `emotrace models`).")]
+ThresholdOpt = Annotated[float, typer.Option("--threshold", help="Minimum face detection score.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
@@ -31,7 +32,7 @@ def _analyzer(model: str, **kwargs):
 
     try:
         return Analyzer(classifier=model, **kwargs)
-    except EmotraceError as exc:
+    except (EmotraceError, ValueError) as exc:  # unknown model, missing file, bad setting
         _fail(str(exc))
         raise typer.Exit(2) from None
 
@@ -71,6 +72,7 @@ def images_cmd(
     cropped: Annotated[bool, typer.Option(help="Each image is already a cropped face: skip detection.")] = False,
     model: ModelOpt = models.DEFAULT_CLASSIFIER,
     min_face_size: Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels).")] = 0,
+    threshold: ThresholdOpt = 0.6,
     quiet: QuietOpt = False,
 ) -> None:
     """Emotions of every face in images: one row per face (per image with --submission)."""
@@ -84,7 +86,7 @@ def images_cmd(
     if not paths:
         _fail(f"no images found in {', '.join(map(str, inputs))}")
         raise typer.Exit(1)
-    analyzer = _analyzer(model, min_face_size=min_face_size)
+    analyzer = _analyzer(model, min_face_size=min_face_size, score_threshold=threshold)
     tables, results, failed = [], [], 0
     for item in analyzer.analyze_images(paths, cropped=cropped, progress=not quiet):
         if isinstance(item, InputError):
@@ -116,6 +118,7 @@ def video_cmd(
     model: ModelOpt = models.DEFAULT_CLASSIFIER,
     detect_size: Annotated[int, typer.Option(help="Longer side (px) at which faces are detected; 0 = full size.")] = 320,
     min_face_size: Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels).")] = 0,
+    threshold: ThresholdOpt = 0.6,
     quiet: QuietOpt = False,
 ) -> None:
     """Per-frame, per-face emotion timeline of each video: CSV + Parquet, track summary, plots."""
@@ -127,7 +130,7 @@ def video_cmd(
     if not paths:
         _fail(f"no videos found in {', '.join(map(str, inputs))}")
         raise typer.Exit(1)
-    analyzer: Analyzer = _analyzer(model, min_face_size=min_face_size,
+    analyzer: Analyzer = _analyzer(model, min_face_size=min_face_size, score_threshold=threshold,
                                    video_detect_size=detect_size or None)
     failed = 0
     stems: set[str] = set()

@@ -51,13 +51,14 @@ class YuNetDetector:
         )
         self._size: tuple[int, int] | None = None
 
-    def __call__(self, image: np.ndarray) -> Detections:
+    def __call__(self, image: np.ndarray, max_side: int | None | str = "default") -> Detections:
+        """Faces in an HxWx3 BGR image; `max_side` overrides the detector's for this call."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 BGR image, got shape {image.shape}")
+        limit = self.max_side if max_side == "default" else max_side
         h, w = image.shape[:2]
-        scale = 1.0
-        if self.max_side and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
+        if limit and max(h, w) > limit:
+            scale = limit / max(h, w)
             small = (max(1, round(w * scale)), max(1, round(h * scale)))
             image = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
         size = (image.shape[1], image.shape[0])

@@ -107,10 +107,6 @@ class Analyzer:
         return self.classifier.labels
 
     # -- images ---------------------------------------------------------------------------
-    def _detect(self, image: np.ndarray, max_side: int | None) -> Detections:
-        self.detector.max_side = max_side
-        return self.detector(image)
-
     def analyze_image(
         self, image: str | Path | np.ndarray, cropped: bool = False, name: str | None = None
     ) -> ImageAnalysis:
@@ -122,7 +118,7 @@ class Analyzer:
             faces = cv2.resize(array, (self.classifier.size,) * 2, interpolation=cv2.INTER_LINEAR)
             emotions = self.classifier(faces[None], self.batch_size)
         else:
-            det = self._detect(array, self.image_detect_size)
+            det = self.detector(array, self.image_detect_size)
             emotions = self.classifier(self.classifier.crops(array, det), self.batch_size)
         frame = FrameAnalysis(0, 0.0, det, emotions, np.full(len(det), -1, np.int64))
         return ImageAnalysis(path, array.shape[1], array.shape[0], frame)
@@ -182,11 +178,10 @@ class Analyzer:
             crops.clear()
             n_crops = 0
 
-        self.detector.max_side = self.video_detect_size
         started = time.perf_counter()
         try:
             for frame in reader:
-                det = self.detector(frame.image)
+                det = self.detector(frame.image, self.video_detect_size)
                 ids = tracker.update(det.boxes, frame.timestamp)
                 if len(det):
                     crops.append(self.classifier.crops(frame.image, det))

@@ -45,7 +45,11 @@ class ExpressionClassifier:
         embeddings: bool = False,
         threads: int = 0,
     ) -> None:
-        card = models.get_card(name)
+        if str(name).endswith(".onnx"):  # a file written by `emotrace train`
+            card = models.card_from_onnx(name)
+            model_path = name
+        else:
+            card = models.get_card(name)
         if card.task != "expression":
             raise ModelError(f"model {name!r} is a {card.task} model, not an expression classifier")
         if not card.runnable:
@@ -53,11 +57,15 @@ class ExpressionClassifier:
         self.card = card
         self.labels = card.labels
         self.size = card.input_size[0]
-        self._sess = session(models.resolve(name, model_path), threads)
+        path = model_path if card.source.startswith("local file") else models.resolve(name, model_path)
+        self._sess = session(path, threads)
         self._outputs = [card.output_scores]
-        if embeddings and card.output_embedding:
+        self.has_va = card.output_va is not None
+        if self.has_va:
+            self._outputs.append(card.output_va)
+        self.has_embeddings = bool(embeddings and card.output_embedding)
+        if self.has_embeddings:
             self._outputs.append(card.output_embedding)
-        self.has_embeddings = len(self._outputs) > 1
 
     def crops(self, image: np.ndarray, detections: Detections) -> np.ndarray:
         """The model's crop of each detected face of a BGR image: (N, S, S, 3) uint8."""
@@ -69,8 +77,10 @@ class ExpressionClassifier:
         """(N, S, S, 3) uint8 BGR crops -> the network's (N, C, S, S) float32 input."""
         if faces.shape[1:3] != (self.size, self.size):
             faces = np.stack([cv2.resize(f, (self.size, self.size)) for f in faces])
-        if self.card.color == "gray":
+        if self.card.color in ("gray", "gray3"):
             x = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2GRAY) for f in faces])[:, None]
+            if self.card.color == "gray3":  # a net trained on grey faces with an RGB input
+                x = np.repeat(x, 3, axis=1)
         elif self.card.color == "rgb":
             x = faces[..., ::-1].transpose(0, 3, 1, 2)
         else:
@@ -83,14 +93,15 @@ class ExpressionClassifier:
         if len(faces) == 0:
             return Emotions.empty(self.labels)
         step = batch_size if self.card.batchable else 1
-        scores, embeds = [], []
+        outs: list[list[np.ndarray]] = [[] for _ in self._outputs]
         for start in range(0, len(faces), step):
             x = self.preprocess(faces[start : start + step])
-            out = self._sess.run(self._outputs, {self.card.input_name: x})
-            scores.append(out[0])
-            if self.has_embeddings:
-                embeds.append(out[1])
-        s = np.concatenate(scores).astype(np.float32)
+            for store, value in zip(outs, self._sess.run(self._outputs, {self.card.input_name: x})):
+                store.append(value)
+        s = np.concatenate(outs[0]).astype(np.float32)
         probs = softmax(s) if self.card.scores_are_logits else s / s.sum(axis=1, keepdims=True)
-        emb = np.concatenate(embeds).astype(np.float32) if embeds else None
-        return Emotions(probs.astype(np.float32), self.labels, emb)
+        va = np.concatenate(outs[1]).astype(np.float32) if self.has_va else None
+        emb = np.concatenate(outs[-1]).astype(np.float32) if self.has_embeddings else None
+        return Emotions(probs.astype(np.float32), self.labels, emb,
+                        None if va is None else va[:, 0].copy(),
+                        None if va is None else va[:, 1].copy())

@@ -152,6 +152,56 @@ def video_cmd(
         raise typer.Exit(1)
 
 
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`.")],
+    data: Annotated[str, typer.Option(help="ferplus-test | ferplus-valid | fer2013-private | a class folder | a CSV.")] = "ferplus-test",
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the JSON report and confusion PNG.")] = Path("eval"),
+    limit: Annotated[int | None, typer.Option(help="Evaluate a fixed random subset of this size.")] = None,
+) -> None:
+    """Accuracy, macro-F1, per-class recall, confusion matrix and ECE of a classifier."""
+    from emotrace.evaluate import evaluate, format_report
+
+    try:
+        report = evaluate(model, data, outdir, limit)
+    except (EmotraceError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    typer.echo(format_report(report))
+    typer.echo(f"-> {outdir}/", err=True)
+
+
+train_app = typer.Typer(help="Train models (needs the train extra: pip install -e '.[train]').",
+                        no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("classifier")
+def train_classifier_cmd(
+    config: Annotated[Path | None, typer.Option(help="YAML config (see configs/).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run from its last checkpoint.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune the expression classifier (augmentation, soft labels, VA heads; MLflow)."""
+    try:
+        from emotrace.train.config import load_config
+        from emotrace.train.loop import train_classifier
+    except ImportError as exc:
+        _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
+        raise typer.Exit(2) from None
+    try:
+        cfg = load_config(config, overrides or [])
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        _fail(f"{config}: {exc}")
+        raise typer.Exit(2) from None
+    results = train_classifier(cfg, resume=resume, progress=not quiet)
+    test = results.get("test", {})
+    typer.echo(f"{cfg['name']}: test accuracy {test.get('accuracy', float('nan')):.4f}, "
+               f"macro-F1 {test.get('macro_f1', float('nan')):.4f} -> "
+               f"{Path(cfg['output_dir']) / cfg['name']}")
+
+
 def main() -> None:
     try:
         app()

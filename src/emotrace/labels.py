@@ -76,3 +76,26 @@ def remap_probs(
     total = out.sum(axis=1, keepdims=True)
     np.divide(out, total, out=out, where=total > 0)
     return out
+
+
+#: Each emotion's place in the valence-arousal plane, both in [-1, 1]. A design choice, not a
+#: measurement: positions follow the circumplex model (Russell 1980) and the pleasure/arousal
+#: ratings of emotion words (Russell & Mehrabian 1977), rounded; disgust and contempt, absent
+#: from the circumplex, are placed by us (negative valence, moderate / low arousal). Valence and
+#: arousal learned from these points are proxies derived from category labels.
+VA_POINTS: dict[str, tuple[float, float]] = {
+    "neutral": (0.0, 0.0),
+    "happy": (0.8, 0.5),
+    "surprise": (0.4, 0.7),
+    "sad": (-0.6, -0.3),
+    "anger": (-0.5, 0.6),
+    "disgust": (-0.6, 0.35),
+    "fear": (-0.65, 0.6),
+    "contempt": (-0.5, 0.1),
+    "uncertain": (0.0, 0.0),
+}
+
+
+def va_points(labels: tuple[str, ...]) -> np.ndarray:
+    """(K, 2) valence/arousal points of a label set, in its order."""
+    return np.array([VA_POINTS[canonical(n)] for n in labels], np.float32)

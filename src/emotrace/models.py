@@ -33,7 +33,7 @@ class ModelCard:
     source: str  # upstream project and path; how a derived file was made
     licence: str
     input_size: tuple[int, int] = (0, 0)  # (width, height); (0, 0) = any
-    color: str = "rgb"  # channel order the network wants: "rgb" | "bgr" | "gray"
+    color: str = "rgb"  # what the network wants: "rgb" | "bgr" | "gray" | "gray3" (grey x 3)
     mean: float = 0.0  # input = (pixel / 255 - mean) / std
     std: float = 1.0
     crop: str = "arcface"  # "arcface": 5-point aligned face; "box": loose box crop
@@ -44,6 +44,8 @@ class ModelCard:
     output_embedding: str | None = None
     batchable: bool = True  # False: the graph's batch dimension is fixed at 1
     runnable: bool = True  # False: a source format emotrace does not run (kept for training)
+    output_va: str | None = None  # (N, 2) valence, arousal
+    bundled: bool = False  # trained by emotrace; the file ships inside the package
     description: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -216,9 +218,14 @@ def verify(card: ModelCard, path: Path) -> Path:
     return path
 
 
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
 def find_local(card: ModelCard) -> Path | None:
-    """The first existing file for `card` in EMOTRACE_MODEL_DIR or the cache (not verified)."""
-    for folder in [*model_dirs(), cache_dir()]:
+    """The first existing file for `card` in the package (bundled), EMOTRACE_MODEL_DIR or the
+    cache (not verified)."""
+    folders = [WEIGHTS_DIR] if card.bundled else []
+    for folder in [*folders, *model_dirs(), cache_dir()]:
         candidate = folder / card.filename
         if candidate.is_file():
             return candidate
@@ -266,6 +273,34 @@ def resolve(name: str, path: str | Path | None = None, download: bool = True) ->
         f"model {card.name!r} needs the file {card.filename}, which is not in "
         f"{', '.join(looked)}; {reason}. Put the file in one of those folders or point "
         f"EMOTRACE_MODEL_DIR at a folder holding it (source: {card.source})."
+    )
+
+
+def card_from_onnx(path: str | Path) -> ModelCard:
+    """A card for an ONNX file exported by `emotrace train` (labels etc. in its metadata)."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        meta = ort.InferenceSession(str(path), opts).get_modelmeta().custom_metadata_map
+    except Exception as exc:  # noqa: BLE001 -- any load failure: one line naming the file
+        raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from None
+    if "emotrace_labels" not in meta:
+        raise ModelError(f"{path}: has no emotrace metadata; use a registered model name "
+                         "or a file written by `emotrace train`")
+    size = int(meta["emotrace_input_size"])
+    return ModelCard(
+        name=path.stem, task="expression", filename=path.name, sha256=sha256_of(path), url=None,
+        source=f"local file {path}", licence="see the model's card", input_size=(size, size),
+        color=meta["emotrace_color"], mean=float(meta["emotrace_mean"]),
+        std=float(meta["emotrace_std"]), crop=meta["emotrace_crop"],
+        labels=tuple(meta["emotrace_labels"].split(",")), input_name="data",
+        output_scores="probs", scores_are_logits=False, output_embedding="embedding",
+        output_va="va" if meta.get("emotrace_has_va") == "True" else None,
     )
 
 

@@ -1,0 +1,88 @@
+"""Classification metrics (NumPy only): accuracy, macro-F1, per-class recall, confusion, ECE."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts: rows = true class, columns = predicted class."""
+    m = np.zeros((k, k), np.int64)
+    np.add.at(m, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return m
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+    """ECE: |accuracy - confidence| averaged over equal-width confidence bins, by bin size."""
+    conf = probs.max(1)
+    correct = probs.argmax(1) == y_true
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in pairwise(edges):
+        inside = (conf > lo) & (conf <= hi)
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - conf[inside].mean())
+    return float(ece)
+
+
+def classification_report(probs: np.ndarray, y_true: np.ndarray, labels: tuple[str, ...]) -> dict:
+    """Accuracy, macro-F1 (over classes present in y_true), per-class recall, confusion, ECE.
+
+    Rows with y_true < 0 (no usable label) are left out.
+    """
+    keep = y_true >= 0
+    probs, y_true = probs[keep], y_true[keep]
+    k = len(labels)
+    pred = probs.argmax(1)
+    cm = confusion(y_true, pred, k)
+    support = cm.sum(1)
+    predicted = cm.sum(0)
+    tp = np.diag(cm).astype(float)
+    recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
+    precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k),
+                   where=(precision + recall) > 0)
+    present = support > 0
+    return {
+        "n": len(y_true),
+        "accuracy": float((pred == y_true).mean()) if len(y_true) else float("nan"),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "recall": {labels[i]: float(recall[i]) for i in range(k) if present[i]},
+        "ece": expected_calibration_error(probs, y_true),
+        "confusion": cm.tolist(),
+        "labels": list(labels),
+    }
+
+
+def plot_confusion(cm: np.ndarray, labels: tuple[str, ...] | list[str], path: str | Path,
+                   title: str = "") -> Path:
+    """Row-normalised confusion matrix as a PNG (counts in each cell)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from emotrace.tables import atomic_write
+
+    cm = np.asarray(cm)
+    rows = cm.sum(1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 0.8 + 0.7 * len(labels)))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,1 @@
+"""Training (PyTorch): install with `pip install -e ".[train]"`. Inference never imports this."""

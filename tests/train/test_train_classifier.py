@@ -1,0 +1,114 @@
+"""Training service: the PyTorch port equals ONNX; training, resume and export work on real faces."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import MODELS
+
+from emotrace.datasets import ferplus
+from emotrace.train.config import load_config
+from emotrace.train.export import export_onnx
+from emotrace.train.loop import build_net, train_classifier
+from emotrace.train.nets import EmotionNet, load_onnx_weights
+from emotrace.train.transforms import EvalTransform
+
+BASE = MODELS / "facial_expression_recognition_mobilefacenet_fp32_embedding.onnx"
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return ferplus("test").images[:48]
+
+
+def _ort(path):
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts)
+
+
+def test_pytorch_port_equals_onnx_on_real_faces(faces):
+    net = EmotionNet(7)
+    load_onnx_weights(net, BASE)
+    x = EvalTransform(112)(faces)
+    with torch.no_grad():
+        out = net.eval()(x)
+    logits, emb = _ort(BASE).run(["label", "481"], {"data": x.numpy()})
+    assert np.abs(out["logits"].numpy() - logits).max() <= 1e-4
+    assert np.abs(out["embedding"].numpy() - emb).max() <= 1e-4
+
+
+def _cfg(tmp_path, **extra):
+    overrides = [
+        "name=tiny", f"output_dir={tmp_path}", "data.subset=384", "data.eval_subset=128",
+        "train.batch_size=64", "train.epochs=1", "train.threads=0", "model.input_size=48",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", "train.warmup_epochs=0",
+    ] + [f"{k}={v}" for k, v in extra.items()]
+    return load_config(None, overrides)
+
+
+def _loss(net, faces, cfg):
+    from emotrace.train.losses import SoftTargetCrossEntropy
+
+    with torch.no_grad():
+        out = net.eval()(EvalTransform(cfg["model"]["input_size"])(faces.images))
+    return SoftTargetCrossEntropy()(out["logits"], torch.from_numpy(faces.soft)).item()
+
+
+def test_one_epoch_lowers_the_loss_and_resume_continues(tmp_path):
+    cfg = _cfg(tmp_path, **{"train.epochs": 2, "augment.enabled": "false", "train.lr": 0.003})
+    subset = ferplus("train").take(np.arange(384))
+    before = _loss(build_net(cfg, subset.names), subset, cfg)
+    # One epoch, then stop as if interrupted: the run's last.pt holds epoch 1.
+    first = train_classifier(load_config(None, [*_overrides(cfg), "train.epochs=1"]), progress=False)
+    assert len(first["history"]) == 1
+    run = tmp_path / "tiny"
+    net = build_net(cfg, subset.names)
+    net.load_state_dict(torch.load(run / "last.pt", weights_only=False)["model"])
+    after = _loss(net, subset, cfg)
+    assert after < before
+    # Resume with 2 epochs: it continues at epoch 2 instead of starting again.
+    resumed = train_classifier(cfg, resume=True, progress=False)
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test"]["n"] > 0 and (run / "confusion_test.png").stat().st_size > 1000
+
+
+def _overrides(cfg):
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}={json.dumps(v)}"
+
+    return list(flat(cfg))
+
+
+@pytest.mark.parametrize("head", ["classes", "va", "multitask"])
+def test_onnx_export_reloads_with_pytorch_outputs(tmp_path, faces, head):
+    cfg = _cfg(tmp_path, **{"model.head": head})
+    labels = ferplus("valid").names
+    net = build_net(cfg, labels).eval()
+    path = export_onnx(net, labels, tmp_path / f"{head}.onnx")
+    x = EvalTransform(48)(faces)
+    probs, va, emb = _ort(path).run(["probs", "va", "embedding"], {"data": x.numpy()})
+    with torch.no_grad():
+        out = net(x)
+    assert np.abs(emb - out["embedding"].numpy()).max() <= 1e-4
+    assert np.allclose(probs.sum(1), 1, atol=1e-5)
+    if "logits" in out:
+        assert np.abs(probs - torch.softmax(out["logits"], 1).numpy()).max() <= 1e-4
+    if "va" in out:
+        assert np.abs(va - out["va"].numpy()).max() <= 1e-4
+
+
+def test_config_overrides_and_unknown_keys(tmp_path):
+    cfg = load_config(None, ["train.lr=0.01", "model.head=va"])
+    assert cfg["train"]["lr"] == 0.01 and cfg["model"]["head"] == "va"
+    with pytest.raises(KeyError, match="unknown config key 'train.lrr'"):
+        load_config(None, ["train.lrr=1"])

@@ -55,8 +55,12 @@ def align_faces(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> np
     return out
 
 
-def crop_boxes(image: np.ndarray, boxes: np.ndarray, size: int, margin: float = 0.1) -> np.ndarray:
-    """Loose square crops around boxes (N, 4), each side grown by `margin`, resized to size."""
+def crop_boxes(image: np.ndarray, boxes: np.ndarray, size: int, margin: float = 0.0) -> np.ndarray:
+    """Square crops around boxes (N, 4), each side grown by `margin`, resized to size.
+
+    With margin 0 a square on YuNet's box (the longer side) frames a face as FER2013 does:
+    forehead to chin, little background (compared by eye on FER+ test faces).
+    """
     out = np.empty((len(boxes), size, size, *image.shape[2:]), dtype=image.dtype)
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2

@@ -112,3 +112,21 @@ def test_config_overrides_and_unknown_keys(tmp_path):
     assert cfg["train"]["lr"] == 0.01 and cfg["model"]["head"] == "va"
     with pytest.raises(KeyError, match="unknown config key 'train.lrr'"):
         load_config(None, ["train.lrr=1"])
+
+
+def test_eval_cli_on_an_exported_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from emotrace.cli import app
+
+    cfg = _cfg(tmp_path)
+    labels = ferplus("valid").names
+    path = export_onnx(build_net(cfg, labels), labels, tmp_path / "m.onnx")
+    result = CliRunner().invoke(app, ["eval", str(path), "--data", "ferplus-test", "--limit", "200",
+                                      "-o", str(tmp_path / "ev")])
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output and "(200 faces" not in result.output  # unlabeled rows dropped
+    report = json.loads((tmp_path / "ev" / "m_ferplus-test.json").read_text())
+    # Untrained at 48 px, but started from the RAF-DB weights: well above chance (1/8).
+    assert report["n"] <= 200 and 0.2 < report["accuracy"] <= 1
+    assert (tmp_path / "ev" / "m_ferplus-test.confusion.png").exists()

@@ -1,0 +1,18 @@
+import subprocess
+import sys
+
+from conftest import PYFEAT
+
+
+def test_analysis_never_imports_torch():
+    code = (
+        "import sys\n"
+        "from emotrace import Analyzer\n"
+        "import emotrace.cli, emotrace.evaluate\n"
+        f"r = Analyzer().analyze_video({str(PYFEAT / 'single_face.mp4')!r}, progress=False)\n"
+        "assert len(r.frames) == 72\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'kornia', 'mlflow')]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -5,7 +5,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-from conftest import DATA, MODELS, PYFEAT
+from conftest import DATA, PYFEAT
 from typer.testing import CliRunner
 
 from emotrace.cli import app
@@ -63,23 +63,32 @@ def test_cli_submission_one_row_per_image(image_dir, tmp_path):
     assert label["multi_face.jpg"] == "happy" and label["0-f1-su-ph.jpg"] == "surprise"
 
 
-def _reference_probs(images: np.ndarray) -> np.ndarray:
-    """The documented preprocessing, written independently of emotrace: gray 48x48 -> RGB,
-    bilinear resize to 112x112, (x/255 - 0.5)/0.5, NCHW; softmax of the model's logits."""
+def _reference_probs(model: str, images: np.ndarray) -> np.ndarray:
+    """The documented preprocessing, written independently of emotrace, for grey 48x48 faces:
+    mobilefacenet-rafdb: grey -> RGB, bilinear resize to 112x112, (x/255 - 0.5)/0.5, NCHW,
+    softmax of the logits; emotrace-ferplus8: grey resized to 64x64 (bilinear), copied to 3
+    channels, (x/255 - 0.5)/0.5, NCHW, its `probs` output as is."""
+    from emotrace import models
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(
-        str(MODELS / "facial_expression_recognition_mobilefacenet_fp32_embedding.onnx"), opts)
-    rgb = np.stack([cv2.resize(cv2.cvtColor(g, cv2.COLOR_GRAY2RGB), (112, 112),
-                               interpolation=cv2.INTER_LINEAR) for g in images])
-    x = ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.5).transpose(0, 3, 1, 2)
-    logits = np.concatenate([sess.run(["label"], {"data": x[i:i + 100]})[0]
+    sess = ort.InferenceSession(str(models.resolve(model)), opts)
+    size, output = (112, "label") if model == "mobilefacenet-rafdb" else (64, "probs")
+    grey = np.stack([cv2.resize(g, (size, size), interpolation=cv2.INTER_LINEAR) for g in images])
+    x = np.repeat(grey[:, None], 3, axis=1).astype(np.float32)
+    x = (x / 255.0 - 0.5) / 0.5
+    scores = np.concatenate([sess.run([output], {"data": x[i:i + 100]})[0]
                              for i in range(0, len(x), 100)])
-    e = np.exp(logits - logits.max(1, keepdims=True))
+    if output == "probs":
+        return scores
+    e = np.exp(scores - scores.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
 
 
-def test_pipeline_matches_direct_onnx_on_1000_ferplus_test_images(tmp_path):
+@pytest.mark.parametrize("model", ["mobilefacenet-rafdb", "emotrace-ferplus8"])
+def test_pipeline_matches_direct_onnx_on_1000_ferplus_test_images(tmp_path, model):
+    from emotrace import models
+
     data = np.load(DATA / "ferplus" / "ferplus_48x48.npz")
     test = np.flatnonzero(data["split"] == "test")[:1000]
     images = data["images"][test]
@@ -88,12 +97,12 @@ def test_pipeline_matches_direct_onnx_on_1000_ferplus_test_images(tmp_path):
     for i, img in zip(test, images):
         cv2.imwrite(str(folder / f"{i:05d}.png"), img)
     out = tmp_path / "fer.csv"
-    result = runner.invoke(app, ["images", str(folder), "--cropped", "-o", str(out), "-q"])
+    result = runner.invoke(app, ["images", str(folder), "--cropped", "--model", model,
+                                 "-o", str(out), "-q"])
     assert result.exit_code == 0, result.output
     df = pd.read_csv(out).sort_values("source")
     assert len(df) == 1000
-    labels = ["anger", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    ours = df[labels].to_numpy()
-    ref = _reference_probs(images)
+    ours = df[list(models.get_card(model).labels)].to_numpy()
+    ref = _reference_probs(model, images)
     assert (ours.argmax(1) == ref.argmax(1)).all()
     assert np.abs(ours - ref).max() < 1e-4

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emotrace.errors import ModelError
-from emotrace.labels import FER2013_7, RAFDB7
+from emotrace.labels import FER2013_7, FERPLUS8, RAFDB7
 
 ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models"
 
@@ -163,13 +163,42 @@ def _cards() -> dict[str, ModelCard]:
             runnable=False,
             description="Keras weights of mini-Xception (source of the .onnx; not run here)",
         ),
+        ModelCard(
+            name="emotrace-ferplus8",
+            task="expression",
+            filename="emotrace_ferplus8_mbf64.onnx",
+            sha256="1bedae1464c828f85c6891549152d780ab9518c29d341516c337a2749af25f65",
+            url=None,
+            source=(
+                "trained by emotrace: `emotrace train classifier --config "
+                "configs/ferplus_multitask_64.yaml` (docs/models/emotrace-ferplus8.md); "
+                "ships inside the package"
+            ),
+            licence="Apache-2.0 (weights: FER+ labels MIT, FER2013 pixels research use)",
+            input_size=(64, 64),
+            color="gray3",
+            mean=0.5,
+            std=0.5,
+            crop="box",
+            labels=FERPLUS8,
+            input_name="data",
+            output_scores="probs",
+            scores_are_logits=False,
+            output_embedding="embedding",
+            output_va="va",
+            bundled=True,
+            description=(
+                "MobileFaceNet fine-tuned on FER+ (8 classes, soft labels) + valence/arousal "
+                "learned from category labels (a proxy); 64x64 grey box crops"
+            ),
+        ),
     ]
     return {c.name: c for c in cards}
 
 
 REGISTRY: dict[str, ModelCard] = _cards()
 DEFAULT_DETECTOR = "yunet"
-DEFAULT_CLASSIFIER = "mobilefacenet-rafdb"
+DEFAULT_CLASSIFIER = "emotrace-ferplus8"
 
 
 def list_models() -> list[ModelCard]:

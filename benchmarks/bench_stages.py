@@ -43,7 +43,7 @@ def main() -> None:
     t["track"] = time.perf_counter() - start
     start = time.perf_counter()
     crops = np.concatenate([clf.crops(f, d) for f, d in zip(frames, dets)])
-    t["align (5-point warp)"] = time.perf_counter() - start
+    t[f"crop ({clf.card.crop})"] = time.perf_counter() - start
     start = time.perf_counter()
     x = clf.preprocess(crops)
     t["preprocess"] = time.perf_counter() - start

@@ -14,5 +14,5 @@ def test_analysis_never_imports_torch():
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'kornia', 'mlflow')]\n"
         "assert not bad, bad\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -174,7 +174,7 @@ def _cards() -> dict[str, ModelCard]:
                 "configs/ferplus_multitask_64.yaml` (docs/models/emotrace-ferplus8.md); "
                 "ships inside the package"
             ),
-            licence="Apache-2.0 (weights: FER+ labels MIT, FER2013 pixels research use)",
+            licence="Apache-2.0; data terms in card",
             input_size=(64, 64),
             color="gray3",
             mean=0.5,

@@ -64,7 +64,7 @@ def draw(image: np.ndarray, analysis: FrameAnalysis, show_bars: bool = True) -> 
     """Draw each face's box, track id, top emotion and probability bars onto a BGR image."""
     out = image.copy()
     labels = analysis.emotions.labels
-    scale = max(0.5, min(out.shape[:2]) / 720)
+    scale = max(0.7, min(out.shape[:2]) / 720)
     for i in range(len(analysis)):
         x1, y1, x2, y2 = analysis.detections.boxes[i].round().astype(int)
         probs = analysis.emotions.probs[i]

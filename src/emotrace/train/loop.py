@@ -26,7 +26,7 @@ from emotrace.datasets import FaceSet, load_named
 from emotrace.labels import canonical, va_points
 from emotrace.metrics import classification_report, plot_confusion
 from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss
-from emotrace.train.nets import EmotionNet, load_onnx_weights
+from emotrace.train.nets import EmotionNet, load_onnx_weights, onnx_class_head
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
 
 
@@ -49,18 +49,12 @@ def build_net(cfg: dict, labels: tuple[str, ...]) -> EmotionNet:
         if net.classifier is not None:
             # Start the new class head from the old one where the classes are the same: the
             # pretrained model already separates 7 of FER+'s 8 emotions.
-            import onnx
-            from onnx import numpy_helper
-
-            graph = onnx.load(str(models.resolve(m["init"]))).graph
-            init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-            gemm = next(n for n in graph.node if n.op_type == "Gemm")
-            w, b = init[gemm.input[1]], init[gemm.input[2]]
+            w, b = onnx_class_head(models.resolve(m["init"]))
             old = [canonical(n) for n in card.labels]
             with torch.no_grad():
                 for i, name in enumerate(labels):
                     if name in old:
-                        net.classifier.weight[i] = torch.from_numpy(w[old.index(name)].copy())
+                        net.classifier.weight[i] = torch.from_numpy(w[old.index(name)])
                         net.classifier.bias[i] = float(b[old.index(name)])
     if m["freeze_backbone"]:
         net.backbone.requires_grad_(False)

@@ -99,6 +99,18 @@ class EmotionNet(nn.Module):
         return out
 
 
+def onnx_class_head(onnx_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The weight (K, 512) and bias (K,) of the ONNX model's final Gemm (its class head)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(onnx_path)).graph
+    init = {i.name: i for i in graph.initializer}
+    gemm = next(n for n in graph.node if n.op_type == "Gemm")
+    return (numpy_helper.to_array(init[gemm.input[1]]).copy(),
+            numpy_helper.to_array(init[gemm.input[2]]).copy())
+
+
 def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool = True) -> None:
     """Copy the ONNX model's weights into `net`, in graph order (convs, PReLUs, then Gemm).
 
@@ -111,7 +123,7 @@ def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool =
     init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     convs = [m for m in net.backbone.modules() if isinstance(m, nn.Conv2d)]
     prelus = [m for m in net.backbone.modules() if isinstance(m, nn.PReLU)]
-    nodes = {op: [n for n in model.graph.node if n.op_type == op] for op in ("Conv", "PRelu", "Gemm")}
+    nodes = {op: [n for n in model.graph.node if n.op_type == op] for op in ("Conv", "PRelu")}
     if len(nodes["Conv"]) != len(convs) or len(nodes["PRelu"]) != len(prelus):
         raise ValueError(f"{onnx_path}: graph does not match MobileFaceNet "
                          f"({len(nodes['Conv'])} convs, {len(nodes['PRelu'])} PReLUs)")
@@ -127,10 +139,9 @@ def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool =
         for node, prelu in zip(nodes["PRelu"], prelus):
             prelu.weight.copy_(torch.from_numpy(init[node.input[1]].reshape(-1).copy()))
         if classifier and net.classifier is not None:
-            gemm = nodes["Gemm"][0]
-            w, b = init[gemm.input[1]], init[gemm.input[2]]
+            w, b = onnx_class_head(onnx_path)
             if w.shape != tuple(net.classifier.weight.shape):
                 raise ValueError(f"class head is {tuple(net.classifier.weight.shape)}, "
                                  f"the ONNX one {w.shape}: pass classifier=False")
-            net.classifier.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
-            net.classifier.bias.copy_(torch.from_numpy(b.copy()))
+            net.classifier.weight.copy_(torch.from_numpy(w))
+            net.classifier.bias.copy_(torch.from_numpy(b))

@@ -152,6 +152,54 @@ def video_cmd(
         raise typer.Exit(1)
 
 
+@app.command("highlights")
+def highlights_cmd(
+    reactions: Annotated[list[Path], typer.Argument(help="Viewer reaction recordings (one video per viewer).", show_default=False)],
+    _reactions_flag: Annotated[bool, typer.Option("--reactions", help="Optional marker before the recordings: `--reactions v1.mp4 v2.mp4`.")] = False,
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for moments, report and trailer.")] = Path("highlights"),
+    offsets: Annotated[str | None, typer.Option(help="Episode time (s) at which each recording starts, comma-separated, e.g. 0,1.5,-2.")] = None,
+    content: Annotated[Path | None, typer.Option(help="The episode video: enables trailer.mp4 and episode stills.")] = None,
+    top: Annotated[int, typer.Option(help="Most moments to keep.")] = 10,
+    min_gap: Annotated[float, typer.Option(help="Least distance between two moments' peaks (s).")] = 5.0,
+    pad: Annotated[float, typer.Option(help="Seconds added before and after each moment.")] = 1.0,
+    fps: Annotated[float, typer.Option(help="Frames per second analysed in each recording.")] = 10.0,
+    model: ModelOpt = models.DEFAULT_CLASSIFIER,
+    quiet: QuietOpt = False,
+) -> None:
+    """Moments where viewers reacted most: moments.csv/.json, report.html, trailer.mp4."""
+    from emotrace.highlights import find_highlights, parse_offsets, write_highlights
+    from emotrace.moments import MomentSettings
+    from emotrace.video import probe
+
+    try:
+        offset_values = parse_offsets(offsets, len(reactions))
+        settings = MomentSettings(top=top, min_gap_s=min_gap, pad_s=pad)
+        duration = probe(content).duration or None if content is not None else None
+    except (InputError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    analyzer = _analyzer(model)
+    result = find_highlights(reactions, offset_values, analyzer, fps=fps,
+                             moment_settings=settings, duration=duration, progress=not quiet)
+    for path, problem in result.failures:
+        _fail(f"{path}: {problem}")
+    if not result.viewers:
+        _fail("no recording could be used; nothing written")
+        raise typer.Exit(1)
+    try:
+        written = write_highlights(result, outdir, content)
+    except (InputError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(1) from None
+    typer.echo(result.moments_table().to_string(index=False, float_format=lambda x: f"{x:.2f}")
+               if result.moments else "no moment stood out above the viewers' baselines")
+    typer.echo(f"{len(result.viewers)} viewers, {len(result.moments)} moments -> "
+               f"{', '.join(str(p) for p in written)}", err=True)
+    if result.failures:
+        typer.echo(f"{len(result.failures)} of {len(reactions)} recordings failed", err=True)
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`.")],

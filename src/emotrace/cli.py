@@ -200,6 +200,36 @@ def highlights_cmd(
         raise typer.Exit(1)
 
 
+@app.command("batch")
+def batch_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Folders of recordings, text files listing one path per line, or video files.")],
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for faces/*.parquet and manifest.csv.")] = Path("batch-out"),
+    engine: Annotated[str, typer.Option(help="local (a process pool) or ray.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Address of an existing Ray cluster (default: start Ray here).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Parallel tasks (default: the cores here; all the cluster offers with Ray).")] = None,
+    fps: Annotated[float | None, typer.Option(help="Analyse this many frames per second (default: every frame).")] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Retry recordings that failed in an earlier run.")] = True,
+    model: ModelOpt = models.DEFAULT_CLASSIFIER,
+    quiet: QuietOpt = False,
+) -> None:
+    """Analyse many recordings, one task each, resumably: on this machine or a Ray cluster."""
+    from emotrace.batch import run_batch
+
+    def report(record: dict) -> None:
+        if record["status"] == "failed":
+            _fail(f"{record['path']}: {record['reason']}")
+
+    try:
+        summary = run_batch(inputs, outdir, engine, workers, ray_address, fps, model,
+                            retry_failed, progress=not quiet, on_record=report)
+    except (OSError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    typer.echo(summary.line(), err=True)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`.")],

@@ -1,0 +1,279 @@
+"""Many recordings: one task per recording, resumable, on a process pool or a Ray cluster.
+
+    emotrace batch RECORDINGS_DIR -o OUT --workers 2              # this machine
+    emotrace batch list.txt -o OUT --engine ray                   # Ray, started locally
+    emotrace batch list.txt -o OUT --engine ray --ray-address HOST:6379   # an existing cluster
+
+Each recording's per-face table is written to `OUT/faces/<key>.parquet` atomically (a temporary
+name renamed into place), so a file under its final name is always whole. `OUT/manifest.csv`
+lists every recording with its status (`done` or `failed` with the reason), frames, faces,
+seconds and the worker that did it; it is rewritten (atomically) after every finished task,
+so an interrupted run leaves an accurate manifest. A rerun skips recordings that are done, whose
+Parquet file exists and whose input has not changed (size and modification time), and retries
+the rest.
+
+On a cluster, the inputs and OUT must be on storage every node can read and write (a shared
+file system or mounted bucket): the workers read the videos and write the Parquet files
+themselves, and only the small per-task records travel back to the driver.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from emotrace import models
+from emotrace.errors import InputError
+from emotrace.tables import write_csv, write_parquet
+
+ENGINES = ("local", "ray")
+MANIFEST_COLUMNS = ["key", "path", "status", "reason", "output", "frames", "faces", "seconds",
+                    "elapsed", "size", "mtime_ns", "worker", "finished"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One recording to analyse: where it is, its output key, and analysis settings."""
+
+    key: str  # output name relative to OUT/faces, without suffix
+    path: str
+    output: str
+    size: int
+    mtime_ns: int
+    fps: float | None = None
+    model: str = models.DEFAULT_CLASSIFIER
+    threads: int = 1
+
+
+def collect_inputs(inputs: Iterable[str | Path], suffixes: set[str]) -> list[Path]:
+    """Video files from folders (recursive), text files listing paths (one per line, `#`
+    comments), or files given directly; in a stable order, duplicates removed."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in suffixes))
+        elif item.suffix.lower() in {".txt", ".lst", ".list"}:
+            for line in item.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    path = Path(line)
+                    found.append(path if path.is_absolute() else item.parent / path)
+        else:
+            found.append(item)
+    seen, out = set(), []
+    for p in found:
+        resolved = p.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            out.append(resolved)
+    return out
+
+
+def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,
+              threads: int) -> list[Job]:
+    """One job per path; keys mirror the paths below their common folder."""
+    root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path()
+    jobs = []
+    for p in paths:
+        key = p.relative_to(root).with_suffix("").as_posix()
+        try:
+            st = p.stat()
+            size, mtime_ns = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime_ns = -1, 0
+        jobs.append(Job(key, str(p), str(outdir / "faces" / f"{key}.parquet"), size, mtime_ns,
+                        fps, model, threads))
+    return jobs
+
+
+# -- the task (runs in a worker process: a pool process or a Ray worker) -------------------
+_ANALYZERS: dict[tuple[str, int], object] = {}
+
+
+def _analyzer(model: str, threads: int):
+    """One Analyzer per worker process and model, loaded on first use and kept."""
+    from emotrace.pipeline import Analyzer
+
+    key = (model, threads)
+    if key not in _ANALYZERS:
+        _ANALYZERS[key] = Analyzer(classifier=model, threads=threads)
+    return _ANALYZERS[key]
+
+
+def run_job(job: Job) -> dict:
+    """Analyse one recording and write its Parquet file; never raises for bad input."""
+    started = time.perf_counter()
+    record = {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
+              "mtime_ns": job.mtime_ns, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    try:
+        analysis = _analyzer(job.model, job.threads).analyze_video(job.path, fps=job.fps,
+                                                                   progress=False)
+        df = analysis.to_pandas()
+        write_parquet(df, job.output)
+        record.update(status="done", reason="", frames=len(analysis.frames),
+                      faces=int((df["face"] >= 0).sum()), seconds=analysis.info.duration)
+    except InputError as exc:
+        record.update(status="failed", reason=exc.problem)
+    except Exception as exc:  # noqa: BLE001 -- one recording's failure must not end the batch
+        record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
+    record["elapsed"] = round(time.perf_counter() - started, 3)
+    record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    return record
+
+
+# -- engines ---------------------------------------------------------------------------------
+def _run_local(jobs: list[Job], workers: int) -> Iterator[dict]:
+    if workers == 1:  # no pool: simpler to debug, same results
+        for job in jobs:
+            yield run_job(job)
+        return
+    # spawn, not fork: a forked child would inherit the parent's threads (progress bar,
+    # ONNX Runtime pools) in whatever state they were
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        futures: dict[Future, Job] = {pool.submit(run_job, job): job for job in jobs}
+        while futures:
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = futures.pop(future)
+                try:
+                    yield future.result()
+                except Exception as exc:  # noqa: BLE001 -- a worker died (e.g. out of memory)
+                    yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
+
+
+def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Iterator[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--engine ray needs Ray: pip install 'emotrace[ray]'") from None
+    env = {k: v for k, v in os.environ.items() if k.startswith("EMOTRACE_")}
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"address": address, "runtime_env": {"env_vars": env},
+                  "log_to_driver": False, "include_dashboard": False}
+        if address is None and workers:
+            kwargs["num_cpus"] = workers  # a local Ray: one task per worker at a time
+        ray.init(**{k: v for k, v in kwargs.items() if v is not None})
+    try:
+        task = ray.remote(num_cpus=1, max_retries=1)(run_job)
+        pending = {task.remote(job): job for job in jobs}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 -- a worker or node died
+                    yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _failed(job: Job) -> dict:
+    return {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
+            "mtime_ns": job.mtime_ns, "status": "failed", "worker": "", "elapsed": 0.0,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+# -- the run ---------------------------------------------------------------------------------
+def read_manifest(outdir: Path) -> pd.DataFrame:
+    path = outdir / "manifest.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=MANIFEST_COLUMNS)
+    df = pd.read_csv(path)
+    df["reason"] = df["reason"].fillna("").astype(str)
+    df["key"] = df["key"].astype(str)
+    return df
+
+
+def is_done(job: Job, previous: dict[str, dict]) -> bool:
+    """Finished in an earlier run, its file still there, and the input unchanged."""
+    rec = previous.get(job.key)
+    return bool(rec and rec["status"] == "done" and Path(job.output).is_file()
+                and int(rec["size"]) == job.size and int(rec["mtime_ns"]) == job.mtime_ns)
+
+
+@dataclass
+class BatchSummary:
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    elapsed: float
+    manifest: Path
+
+    def line(self) -> str:
+        return (f"{self.total} recordings: {self.skipped} already done, {self.done} analysed, "
+                f"{self.failed} failed in {self.elapsed:.1f} s -> {self.manifest}")
+
+
+def run_batch(
+    inputs: Iterable[str | Path], outdir: str | Path, engine: str = "local",
+    workers: int | None = None, ray_address: str | None = None, fps: float | None = None,
+    model: str = models.DEFAULT_CLASSIFIER, retry_failed: bool = True, progress: bool = True,
+    on_record: Callable[[dict], None] | None = None,
+) -> BatchSummary:
+    """Analyse every recording (see module doc); returns counts and the manifest's path."""
+    from emotrace.video import VIDEO_SUFFIXES
+
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if model.endswith(".onnx"):
+        if not Path(model).is_file():
+            raise InputError(model, "no such model file")
+    else:
+        models.get_card(model)  # an unknown name fails here, listing the valid ones
+    outdir = Path(outdir)
+    paths = collect_inputs(inputs, VIDEO_SUFFIXES)
+    cores = os.cpu_count() or 1
+    n_workers = workers or (cores if engine == "local" else None)
+    threads = max(1, cores // (n_workers or cores)) if engine == "local" else 1
+    jobs = make_jobs(paths, outdir, fps, model, threads)
+
+    manifest = read_manifest(outdir)
+    previous = {str(r["key"]): r for r in manifest.to_dict("records")}
+    todo = [j for j in jobs if not is_done(j, previous)
+            and (retry_failed or previous.get(j.key, {}).get("status") != "failed")]
+    keys = {j.key for j in jobs}
+    records = {k: r for k, r in previous.items() if k in keys}  # drop what is no longer asked
+    manifest_path = outdir / "manifest.csv"
+
+    def save() -> None:
+        df = pd.DataFrame(list(records.values()), columns=MANIFEST_COLUMNS).sort_values("key")
+        write_csv(df, manifest_path)
+
+    started = time.perf_counter()
+    done = failed = 0
+    if todo:
+        runner = (_run_local(todo, n_workers or 1) if engine == "local"
+                  else _run_ray(todo, n_workers, ray_address))
+        bar = tqdm(total=len(todo), desc="recordings", unit="rec", disable=not progress,
+                   dynamic_ncols=True)
+        try:
+            for record in runner:
+                records[record["key"]] = record
+                done += record["status"] == "done"
+                failed += record["status"] == "failed"
+                save()
+                bar.update(1)
+                bar.set_postfix(done=done, failed=failed)
+                if on_record is not None:
+                    on_record(record)
+        finally:
+            bar.close()
+    save()
+    return BatchSummary(len(jobs), len(jobs) - len(todo), done, failed,
+                        time.perf_counter() - started, manifest_path)
+

@@ -1,0 +1,115 @@
+"""Batch processing: per-recording Parquet files, the manifest, resuming, Ray run locally."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import PYFEAT, STYLETALK
+from typer.testing import CliRunner
+
+from emotrace.batch import read_manifest, run_batch
+
+CLIPS = ["furious_talk2_clip1.mp4", "happyenglish_clip1.mp4", "sadgirl_clip1.mp4"]
+
+
+@pytest.fixture()
+def recordings(tmp_path, bad_videos):
+    """Four real recordings (one in a sub-folder) and one truncated file."""
+    folder = tmp_path / "in"
+    (folder / "day2").mkdir(parents=True)
+    for name in CLIPS:
+        shutil.copy(STYLETALK / "style_clips" / name, folder / name)
+    shutil.copy(PYFEAT / "single_face.mp4", folder / "day2" / "single_face.mp4")
+    shutil.copy(bad_videos["truncated"], folder / "day2" / "broken.mp4")
+    return folder
+
+
+def _check_outputs(out, manifest: pd.DataFrame) -> None:
+    assert len(manifest) == 5
+    status = dict(zip(manifest["key"], manifest["status"]))
+    assert status == {"furious_talk2_clip1": "done", "happyenglish_clip1": "done",
+                      "sadgirl_clip1": "done", "day2/single_face": "done", "day2/broken": "failed"}
+    broken = manifest[manifest["key"] == "day2/broken"].iloc[0]
+    assert "truncated" in broken["reason"]
+    assert not (out / "faces" / "day2" / "broken.parquet").exists()
+    # every recording with a face in every frame: one face row per analysed frame
+    for rec in manifest[manifest["status"] == "done"].itertuples():
+        df = pd.read_parquet(rec.output)
+        assert len(df) == rec.frames == rec.faces > 0
+    happy = pd.read_parquet(out / "faces" / "happyenglish_clip1.parquet")
+    assert (happy["emotion"] == "happy").mean() > 0.8
+    # nothing half-written is left behind
+    assert not [p for p in out.rglob("*.part")]
+
+
+def test_local_pool_writes_each_result_and_a_manifest(recordings, tmp_path):
+    out = tmp_path / "out"
+    summary = run_batch([recordings], out, engine="local", workers=2, fps=10, progress=False)
+    assert (summary.total, summary.done, summary.failed, summary.skipped) == (5, 4, 1, 0)
+    _check_outputs(out, read_manifest(out))
+
+
+def test_rerun_skips_finished_and_redoes_changed(recordings, tmp_path):
+    out = tmp_path / "out"
+    run_batch([recordings], out, workers=1, fps=5, progress=False)
+    again = run_batch([recordings], out, workers=1, fps=5, progress=False)
+    assert (again.skipped, again.done, again.failed) == (4, 0, 1)  # the broken one is retried
+    # a changed input is analysed again; so is one whose output went missing
+    changed = recordings / "sadgirl_clip1.mp4"
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    (out / "faces" / "furious_talk2_clip1.parquet").unlink()
+    third = run_batch([recordings], out, workers=1, fps=5, progress=False, retry_failed=False)
+    assert (third.skipped, third.done, third.failed) == (3, 2, 0)
+    _check_outputs(out, read_manifest(out))
+
+
+def test_interrupted_run_resumes(recordings, tmp_path):
+    out = tmp_path / "out"
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_two(record):
+        if len(read_manifest(out)) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_batch([recordings], out, workers=1, fps=5, progress=False, on_record=stop_after_two)
+    first = read_manifest(out)
+    assert len(first) == 2  # the manifest says exactly what was finished
+    resumed = run_batch([recordings], out, workers=1, fps=5, progress=False)
+    assert resumed.skipped == (first["status"] == "done").sum()
+    assert resumed.done + resumed.failed + resumed.skipped == 5
+    _check_outputs(out, read_manifest(out))
+
+
+def test_ray_engine_runs_locally(recordings, tmp_path):
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    summary = run_batch([recordings], out, engine="ray", workers=2, fps=10, progress=False)
+    assert (summary.done, summary.failed) == (4, 1)
+    manifest = read_manifest(out)
+    _check_outputs(out, manifest)
+    local = tmp_path / "local"
+    run_batch([recordings], local, workers=1, fps=10, progress=False)
+    a = pd.read_parquet(out / "faces" / "sadgirl_clip1.parquet")
+    b = pd.read_parquet(local / "faces" / "sadgirl_clip1.parquet")
+    assert (a["emotion"] == b["emotion"]).all()
+    assert abs(a["happy"] - b["happy"]).max() < 1e-4
+
+
+def test_cli_list_file_and_bad_settings(recordings, tmp_path):
+    from emotrace.cli import app
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# two recordings\n{recordings / 'sadgirl_clip1.mp4'}\nin/day2/broken.mp4\n")
+    out = tmp_path / "out"
+    run = CliRunner().invoke(app, ["batch", str(listing), "-o", str(out), "--fps", "5", "-q",
+                                   "--workers", "1"])
+    assert run.exit_code == 1
+    assert "broken.mp4" in run.output and "1 analysed, 1 failed" in run.output
+    run = CliRunner().invoke(app, ["batch", str(listing), "-o", str(out), "--engine", "spark"])
+    assert run.exit_code == 2 and "unknown engine 'spark'" in run.output

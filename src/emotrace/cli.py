@@ -230,6 +230,33 @@ def batch_cmd(
         raise typer.Exit(1)
 
 
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_key: Annotated[str | None, typer.Option(envvar="EMOTRACE_API_KEY", help="Require this key in the X-API-Key header (or set EMOTRACE_API_KEY).")] = None,
+    max_image_mb: Annotated[float, typer.Option(help="Largest image upload (MB).")] = 20,
+    max_video_mb: Annotated[float, typer.Option(help="Largest video upload (MB).")] = 500,
+    video_workers: Annotated[int, typer.Option(help="Video jobs analysed at the same time.")] = 1,
+    model: ModelOpt = models.DEFAULT_CLASSIFIER,
+) -> None:
+    """The REST API (FastAPI + uvicorn): /v1/images, /v1/videos, /v1/jobs/{id}, /v1/models, /docs."""
+    try:
+        import uvicorn
+
+        from emotrace.api import Limits, create_app
+    except ImportError as exc:
+        _fail(f"the API needs FastAPI and uvicorn: pip install 'emotrace[api]' ({exc})")
+        raise typer.Exit(2) from None
+    limits = Limits(int(max_image_mb * (1 << 20)), int(max_video_mb * (1 << 20)))
+    try:
+        application = create_app(model, api_key, limits, video_workers)
+    except (EmotraceError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`.")],

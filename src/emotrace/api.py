@@ -179,6 +179,7 @@ class Service:
                 result = analyzer.analyze_video(job.path, fps=job.fps, progress=False,
                                                 on_frame=count)
                 job.labels = result.labels
+                job.frames_total = job.frames_done  # the estimate from the header, made exact
                 job.table = result.to_pandas().assign(source=job.filename)
                 job.status = "done"
             except InputError as exc:

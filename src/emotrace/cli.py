@@ -257,6 +257,58 @@ def serve_cmd(
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
+@app.command("webcam")
+def webcam_cmd(
+    source: Annotated[str, typer.Option(help="Camera index (0, 1, ...), a video file or a stream URL.")] = "0",
+    headless: Annotated[bool, typer.Option(help="No window: write the annotated video to --output.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Annotated MP4 (with --headless; in a window, where `r` records).")] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    smoothing: Annotated[float, typer.Option(help="Per-face moving average of the probabilities, 0 (raw) to <1.")] = 0.5,
+    snapshots: Annotated[Path, typer.Option(help="Folder for snapshots (key s).")] = Path("snapshots"),
+    model: ModelOpt = models.DEFAULT_CLASSIFIER,
+) -> None:
+    """Live emotions from a webcam (window: q quits, s snapshot, r record) or, headless, to a file."""
+    from emotrace.webcam import EmotionRecognizer, run_live
+
+    try:
+        recognizer = EmotionRecognizer(model, smoothing=smoothing)
+        stats = run_live(recognizer, source, headless, output, snapshots, max_frames)
+    except (EmotraceError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    typer.echo(stats.summary() + (f" -> {output}" if output and headless else ""), err=True)
+
+
+@app.command("demo")
+def demo_cmd(
+    port: Annotated[int, typer.Option(help="Port the app listens on.")] = 8501,
+    host: Annotated[str, typer.Option(help="Address the app listens on (0.0.0.0: every interface).")] = "127.0.0.1",
+) -> None:
+    """Start the Streamlit demo app: analyse uploads, compare face embeddings (needs emotrace[demo])."""
+    import importlib.util
+    import signal
+    import subprocess
+
+    if importlib.util.find_spec("streamlit") is None:
+        _fail("the demo needs Streamlit, which is not installed: pip install 'emotrace[demo]'")
+        raise typer.Exit(2)
+    from emotrace.demo_helpers import MAX_UPLOAD_MB
+
+    command = [sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("demo.py")),
+               "--server.headless", "true", "--server.port", str(port), "--server.address", host,
+               "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--server.fileWatcherType", "none",
+               "--browser.gatherUsageStats", "false"]
+    typer.echo(f"emotrace demo: http://{host}:{port} (uploads up to {MAX_UPLOAD_MB} MB; "
+               "Ctrl-C stops it)", err=True)
+    process = subprocess.Popen(command)
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())  # stop the app with us
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:  # Ctrl-C reaches Streamlit too: let it shut down
+        code = 0 if process.wait() in (0, -signal.SIGINT) else 1
+    raise typer.Exit(code)
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`.")],

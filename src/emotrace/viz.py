@@ -94,7 +94,8 @@ class VideoWriter:
     failed run leaves no video that looks whole.
     """
 
-    def __init__(self, path: str | Path, width: int, height: int, fps: float = 30.0) -> None:
+    def __init__(self, path: str | Path, width: int, height: int, fps: float = 30.0,
+                 preset: str = "veryfast") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.part.mp4")
@@ -103,6 +104,7 @@ class VideoWriter:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width - width % 2, height - height % 2
         self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"preset": preset, "crf": "23"}  # x264 speed/size trade-off
         self._stream.codec_context.time_base = Fraction(1, 90000)
         self._last_pts = -1
 

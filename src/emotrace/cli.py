@@ -115,6 +115,8 @@ def video_cmd(
     fps: Annotated[float | None, typer.Option(help="Analyse this many frames per second (default: every frame).")] = None,
     annotate: Annotated[bool, typer.Option(help="Also write an annotated MP4.")] = False,
     plot: Annotated[bool, typer.Option(help="Also write a timeline PNG.")] = False,
+    smooth: Annotated[str, typer.Option(help="Smooth each track over time: none, ema, gaussian or viterbi.")] = "none",
+    smooth_param: Annotated[float | None, typer.Option(help="Half-life (ema, s), sigma (gaussian, s) or switch cost (viterbi, nats); default 0.5, 0.5, 4.")] = None,
     model: ModelOpt = models.DEFAULT_CLASSIFIER,
     detect_size: Annotated[int, typer.Option(help="Longer side (px) at which faces are detected; 0 = full size.")] = 320,
     min_face_size: Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels).")] = 0,
@@ -124,7 +126,12 @@ def video_cmd(
     """Per-frame, per-face emotion timeline of each video: CSV + Parquet, track summary, plots."""
     from emotrace.pipeline import Analyzer
     from emotrace.report import analyze_video_to_dir
+    from emotrace.smooth import METHODS
     from emotrace.video import VIDEO_SUFFIXES
+
+    if smooth not in METHODS:
+        _fail(f"unknown --smooth {smooth!r}; valid: {', '.join(METHODS)}")
+        raise typer.Exit(2)
 
     paths = _collect(inputs, VIDEO_SUFFIXES)
     if not paths:
@@ -141,7 +148,8 @@ def video_cmd(
         stems.add(stem)
         try:
             summary = analyze_video_to_dir(analyzer, path, outdir, stem, fps=fps,
-                                           annotate=annotate, plot=plot, progress=not quiet)
+                                           annotate=annotate, plot=plot, progress=not quiet,
+                                           smooth=smooth, smooth_param=smooth_param)
         except InputError as exc:
             failed += 1
             _fail(str(exc))
@@ -297,7 +305,7 @@ def demo_cmd(
     command = [sys.executable, "-m", "streamlit", "run", str(Path(__file__).with_name("demo.py")),
                "--server.headless", "true", "--server.port", str(port), "--server.address", host,
                "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--server.fileWatcherType", "none",
-               "--browser.gatherUsageStats", "false"]
+               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     typer.echo(f"emotrace demo: http://{host}:{port} (uploads up to {MAX_UPLOAD_MB} MB; "
                "Ctrl-C stops it)", err=True)
     process = subprocess.Popen(command)

@@ -12,11 +12,14 @@ from emotrace.viz import VideoWriter, draw, plot_timeline
 def analyze_video_to_dir(
     analyzer: Analyzer, path: Path, outdir: Path, stem: str | None = None,
     fps: float | None = None, annotate: bool = False, plot: bool = False, progress: bool = True,
+    smooth: str = "none", smooth_param: float | None = None,
 ) -> str:
     """Analyse `path` and write `<stem>.faces.csv/.parquet`, `<stem>.tracks.csv` (+ PNG, MP4).
 
     Nothing is written under a final name unless the whole video was analysed; returns a
-    one-line summary.
+    one-line summary. `smooth` (see `emotrace.smooth`) smooths each track's probabilities and
+    labels in the tables and plot (the raw label stays in `emotion_raw`); the annotated video,
+    drawn while streaming, shows the raw labels.
     """
     stem = stem or path.stem
     writer = None
@@ -35,6 +38,10 @@ def analyze_video_to_dir(
             writer.abort()
         raise
     df = result.to_pandas()
+    if smooth != "none":
+        from emotrace.smooth import smooth_table
+
+        df = smooth_table(df, result.labels, smooth, smooth_param)
     write_parquet(df, outdir / f"{stem}.faces.parquet")
     write_csv(df, outdir / f"{stem}.faces.csv")
     tracks = track_summary(df, result.labels)

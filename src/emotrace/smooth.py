@@ -1,0 +1,141 @@
+"""Non-learned temporal smoothing of per-frame emotions along a face track.
+
+Per-frame classifiers flicker: a face that stays happy is called happy, neutral, happy, ...
+from one frame to the next. Three smoothers, each applied to one track at a time and aware of
+the frames' timestamps (so sampling at --fps or dropped frames do not change their meaning):
+
+- `ema`: exponential moving average of the probabilities, causal (usable live), with a
+  half-life in seconds.
+- `gaussian`: a Gaussian window over time (sigma in seconds), centred, so it does not lag.
+- `viterbi`: the most likely label sequence under an HMM whose emissions are the classifier's
+  probabilities and whose transitions cost `switch_cost` nats per change of label (per second
+  of gap is not modelled: a change costs the same after one frame or ten); it gives labels,
+  and probabilities averaged over each run of one label.
+
+`flip_rate` counts label changes between adjacent frames of a track per second.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+METHODS = ("none", "ema", "gaussian", "viterbi")
+
+
+def ema(probs: np.ndarray, t: np.ndarray, half_life: float = 0.5) -> np.ndarray:
+    """Causal exponential moving average; probs (N, K), t (N,) seconds, increasing."""
+    if half_life <= 0:
+        raise ValueError(f"half_life must be > 0, got {half_life}")
+    out = np.empty_like(probs, dtype=np.float64)
+    if not len(probs):
+        return out
+    out[0] = probs[0]
+    for i in range(1, len(probs)):
+        keep = 0.5 ** ((t[i] - t[i - 1]) / half_life)  # weight of the past after dt seconds
+        out[i] = keep * out[i - 1] + (1 - keep) * probs[i]
+    return out
+
+
+def gaussian(probs: np.ndarray, t: np.ndarray, sigma: float = 0.5) -> np.ndarray:
+    """Centred Gaussian window over time (weights by time distance, window +-3 sigma)."""
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    out = np.empty_like(probs, dtype=np.float64)
+    lo = np.searchsorted(t, t - 3 * sigma, side="left")
+    hi = np.searchsorted(t, t + 3 * sigma, side="right")
+    for i in range(len(probs)):
+        w = np.exp(-0.5 * ((t[lo[i]:hi[i]] - t[i]) / sigma) ** 2)
+        out[i] = w @ probs[lo[i]:hi[i]] / w.sum()
+    return out
+
+
+def viterbi(probs: np.ndarray, switch_cost: float = 4.0) -> np.ndarray:
+    """Most likely label path (N,) with a cost of `switch_cost` nats per label change."""
+    if switch_cost < 0:
+        raise ValueError(f"switch_cost must be >= 0, got {switch_cost}")
+    n, k = probs.shape
+    if n == 0:
+        return np.zeros(0, np.int64)
+    emit = np.log(np.clip(probs, 1e-9, 1.0))
+    score = emit[0].copy()
+    back = np.zeros((n, k), np.int64)
+    for i in range(1, n):
+        best_prev = int(score.argmax())
+        stay = score  # staying in the same label costs nothing
+        switch = score[best_prev] - switch_cost  # the best label to come from, minus the cost
+        take_switch = switch > stay
+        back[i] = np.where(take_switch, best_prev, np.arange(k))
+        score = np.where(take_switch, switch, stay) + emit[i]
+    path = np.empty(n, np.int64)
+    path[-1] = int(score.argmax())
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def _run_means(probs: np.ndarray, path: np.ndarray) -> np.ndarray:
+    """Each frame gets the mean probabilities of its run of one label (so argmax == label
+    in nearly every case; where not, the label is set by `smooth_track` anyway)."""
+    out = np.empty_like(probs, dtype=np.float64)
+    start = 0
+    for i in range(1, len(path) + 1):
+        if i == len(path) or path[i] != path[start]:
+            out[start:i] = probs[start:i].mean(axis=0)
+            start = i
+    return out
+
+
+def smooth_track(probs: np.ndarray, t: np.ndarray, method: str, param: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(smoothed probabilities (N, K), labels (N,)) of one track with `method`."""
+    if method == "none":
+        return probs.astype(np.float64), probs.argmax(axis=1)
+    if method == "ema":
+        p = ema(probs, t, param or 0.5)
+        return p, p.argmax(axis=1)
+    if method == "gaussian":
+        p = gaussian(probs, t, param or 0.5)
+        return p, p.argmax(axis=1)
+    if method == "viterbi":
+        path = viterbi(probs, 4.0 if param is None else param)
+        return _run_means(probs, path), path
+    raise ValueError(f"unknown smoothing {method!r}; valid: {', '.join(METHODS)}")
+
+
+def smooth_table(df: pd.DataFrame, labels: tuple[str, ...], method: str,
+                 param: float | None = None) -> pd.DataFrame:
+    """The per-face table with each track's probabilities and `emotion` smoothed.
+
+    The raw top label is kept as `emotion_raw`; rows without a track (still images, frames
+    without a face) are left as they are. `method`: one of `METHODS`; `param`: half-life
+    (ema, s), sigma (gaussian, s) or switch cost (viterbi, nats); None = the default.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown smoothing {method!r}; valid: {', '.join(METHODS)}")
+    out = df.copy()
+    out["emotion_raw"] = df["emotion"]
+    cols = list(labels)
+    lab = np.asarray(labels, dtype=object)
+    for idx in df[df["track_id"] >= 0].groupby("track_id").groups.values():
+        rows = df.loc[idx].sort_values("timestamp")
+        p, path = smooth_track(rows[cols].to_numpy(np.float64), rows["timestamp"].to_numpy(),
+                               method, param)
+        out.loc[rows.index, cols] = p.astype(np.float32)
+        out.loc[rows.index, "emotion"] = lab[path]
+        out.loc[rows.index, "emotion_prob"] = p[np.arange(len(p)), path].astype(out["emotion_prob"].dtype)
+    out.attrs["smoothing"] = method if param is None else f"{method}({param:g})"
+    return out
+
+
+def flip_rate(df: pd.DataFrame, column: str = "emotion") -> float:
+    """Label changes between adjacent frames of the same track, per second of track."""
+    flips = seconds = 0.0
+    for _, rows in df[df["track_id"] >= 0].groupby("track_id"):
+        rows = rows.sort_values("timestamp")
+        labels = rows[column].to_numpy()
+        flips += float((labels[1:] != labels[:-1]).sum())
+        t = rows["timestamp"].to_numpy()
+        if len(t) > 1:
+            seconds += float(t[-1] - t[0])
+    return flips / seconds if seconds else 0.0

@@ -1,0 +1,419 @@
+"""The Streamlit demo (`emotrace demo`): the app driven through AppTest on real files, its
+helpers, the command, and one real browser (headless Chromium) against `emotrace demo`."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PYFEAT, ROOT
+from typer.testing import CliRunner
+
+from emotrace import Analyzer, models
+from emotrace import demo_helpers as h
+from emotrace.errors import InputError
+
+AppTest = pytest.importorskip("streamlit.testing.v1", reason="needs emotrace[demo]").AppTest
+
+APP = ROOT / "src" / "emotrace" / "demo.py"
+TITLE = "emotrace — emotions in faces"
+
+
+def data(name: str) -> bytes:
+    return (PYFEAT / name).read_bytes()
+
+
+def start_app() -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=240)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def upload(at: AppTest, key: str, name: str, content: bytes, mime: str) -> AppTest:
+    at.file_uploader(key=key).clear().upload(name, content, mime)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+@pytest.fixture(scope="module")
+def app() -> AppTest:
+    return start_app()
+
+
+# -- the app, through AppTest ---------------------------------------------------------------
+def test_app_loads_with_the_present_models(app):
+    assert [t.value for t in app.title] == [TITLE]
+    picker = app.sidebar.selectbox(key="model")
+    assert picker.options == h.expression_models()
+    assert picker.value == models.DEFAULT_CLASSIFIER == picker.options[0]
+    assert "mini-xception-fer2013-keras" not in picker.options  # not runnable
+    assert app.sidebar.radio(key="page").options == ["Analyse", "Embeddings"]
+    assert "200 MB" in app.file_uploader(key="upload").label  # the limit is stated
+    assert any("at most 200 MB" in i.value for i in app.info)
+
+
+def test_image_upload_shows_faces_top_emotion_and_table():
+    at = upload(start_app(), "upload", "single_face.jpg", data("single_face.jpg"), "image/jpeg")
+    assert not at.error
+    shown = metrics(at)
+    assert shown["Faces detected"] == "1"
+    assert shown["Top emotion (largest face)"] == "happy"
+    table = at.dataframe[0].value
+    assert len(table) == 1 and table.loc[0, "emotion"] == "happy"
+    assert table.loc[0, "source"] == "single_face.jpg"
+    assert {"Download CSV", "Download Parquet"} <= {b.label for b in at.get("download_button")}
+    assert at.get("image")  # the annotated picture
+
+    at = upload(at, "upload", "multi_face.jpg", data("multi_face.jpg"), "image/jpeg")
+    assert metrics(at)["Faces detected"] == "5"
+    assert len(at.dataframe[0].value) == 5
+
+
+def test_choosing_a_model_reanalyses_with_it():
+    at = start_app()
+    at.sidebar.selectbox(key="model").set_value("mobilefacenet-rafdb").run()
+    assert not at.exception
+    assert models.get_card("mobilefacenet-rafdb").description in [c.value for c in at.sidebar.caption]
+    at = upload(at, "upload", "0-f1-su-ph.jpg", data("0-f1-su-ph.jpg"), "image/jpeg")
+    assert metrics(at)["Top emotion (largest face)"] == "surprise"
+    columns = set(at.dataframe[0].value.columns)
+    assert set(models.get_card("mobilefacenet-rafdb").labels) <= columns
+    assert "contempt" not in columns and "valence" not in columns  # RAF-DB's 7 classes, no VA
+
+
+def test_bad_uploads_show_an_error_naming_the_file(tmp_path):
+    at = upload(start_app(), "upload", "broken.jpg", b"this is not a JPEG", "image/jpeg")
+    assert len(at.error) == 1
+    assert "broken.jpg" in at.error[0].value and "not a readable image" in at.error[0].value
+    assert not at.metric  # nothing analysed
+
+    video = data("single_face.mp4")
+    at = upload(at, "upload", "half.mp4", video[: len(video) // 2], "video/mp4")
+    assert "half.mp4" in at.error[0].value and "not a readable video" in at.error[0].value
+
+    at = upload(at, "upload", "notes.txt", b"hello", "text/plain")
+    assert "notes.txt" in at.error[0].value and "unsupported file type .txt" in at.error[0].value
+
+
+def test_an_upload_over_the_limit_is_refused():
+    from streamlit import config
+
+    before = config.get_option("server.maxUploadSize")
+    config.set_option("server.maxUploadSize", 1)
+    try:
+        at = start_app()
+        at = upload(at, "upload", "big.mp4", data("WolfgangLanger_Pexels.mp4"), "video/mp4")
+    finally:
+        config.set_option("server.maxUploadSize", before)
+    assert "big.mp4" in at.error[0].value and "over the 1 MB upload limit" in at.error[0].value
+    assert not at.metric
+
+
+def test_video_upload_shows_timeline_tracks_and_table():
+    at = upload(start_app(), "upload", "single_face.mp4", data("single_face.mp4"), "video/mp4")
+    assert not at.error
+    shown = metrics(at)
+    assert shown["Tracks"] == "1"
+    assert int(shown["Frames analysed"]) >= 20  # 2.4 s at 10 frames/s (the default)
+    assert shown["Faces"] == shown["Frames analysed"]  # the face is in every frame
+    assert at.get("vega_lite_chart")  # the timeline
+    summary, table = at.dataframe[0].value, at.dataframe[1].value
+    assert len(summary) == 1 and summary.loc[0, "dominant"] == "happy"
+    assert len(table) == int(shown["Frames analysed"]) and table["timestamp"].is_monotonic_increasing
+    assert "Download track summary (CSV)" in {b.label for b in at.get("download_button")}
+    assert at.select_slider  # browse the annotated frames
+
+    at.selectbox(key="rate").set_value("every frame").run()  # a new rate: analysed again
+    assert int(metrics(at)["Frames analysed"]) == 72
+
+
+def test_embeddings_page_computes_the_similarity(tmp_path):
+    at = start_app()
+    at.sidebar.radio(key="page").set_value("Embeddings").run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "600 faces" in text and "sign of valence" in text  # the reference is explained
+    shown = metrics(at)
+    same = float(shown["Mean cosine, same emotion"])
+    opposite = float(shown["Mean cosine, opposite emotion"])
+    assert same > opposite and float(shown["P(same > opposite)"].rstrip("%")) > 50
+    assert any("emotrace index VIDEOS --db DIR" in i.value for i in at.info)  # no index yet
+
+    at = upload(at, "emb-A", "single_face.jpg", data("single_face.jpg"), "image/jpeg")
+    at = upload(at, "emb-B", "multi_face.jpg", data("multi_face.jpg"), "image/jpeg")
+    cosine = float(metrics(at)["Cosine similarity of A and B"])
+    analyzer = Analyzer(embeddings=True)
+    a = analyzer.analyze_image(PYFEAT / "single_face.jpg").frame
+    b = analyzer.analyze_image(PYFEAT / "multi_face.jpg").frame
+    expected = h.cosine(a.emotions.embeddings[h.largest_face(a)],
+                        b.emotions.embeddings[h.largest_face(b)])
+    assert cosine == pytest.approx(expected, abs=1e-3)
+
+    at = upload(at, "emb-B", "single_face.jpg", data("single_face.jpg"), "image/jpeg")
+    assert metrics(at)["Cosine similarity of A and B"] == "1.000"  # a face with itself
+
+    at = upload(at, "emb-B", "single_face.mp4", data("single_face.mp4"), "video/mp4")
+    clip = h.clip_embedding(analyzer, "single_face.mp4", data("single_face.mp4"))
+    assert clip.n_faces >= 10 and np.linalg.norm(clip.vector) == pytest.approx(1, abs=1e-5)
+    image = h.image_embedding(analyzer, "single_face.jpg", data("single_face.jpg"))
+    assert float(metrics(at)["Cosine similarity of A and B"]) == pytest.approx(
+        h.cosine(image.vector, clip.vector), abs=1e-3)
+
+    # a fragment index folder: the nearest fragments to face A, best first
+    rng = np.random.default_rng(0)
+    vectors = [rng.normal(size=len(image.vector)) for _ in range(3)] + [image.vector]
+    pd.DataFrame({"source": ["a.mp4", "b.mp4", "c.mp4", "d.mp4"], "start": [0.0, 1, 2, 3],
+                  "end": [1.0, 2, 3, 4], "track_id": [0, 1, 2, 3],
+                  "embedding": [list(v) for v in vectors]}).to_parquet(tmp_path / "fragments.parquet")
+    at.text_input(key="index-dir").set_value(str(tmp_path)).run()
+    nearest = at.dataframe[-1].value
+    assert nearest.loc[0, "source"] == "d.mp4" and nearest.loc[0, "cosine"] == pytest.approx(1, abs=1e-4)
+
+
+def test_embeddings_page_says_when_the_model_has_no_embedding():
+    at = start_app()
+    at.sidebar.selectbox(key="model").set_value("mini-xception-fer2013")
+    at.sidebar.radio(key="page").set_value("Embeddings").run()
+    assert not at.exception
+    assert "has no embedding output" in at.warning[0].value
+    assert not at.file_uploader
+
+
+def test_the_demo_never_imports_torch():
+    code = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({str(APP)!r}, default_timeout=240)\n"
+        "at.run()\n"
+        f"at.file_uploader(key='upload').upload('a.jpg', open({str(PYFEAT / 'single_face.jpg')!r}, 'rb').read())\n"
+        "at.run()\n"
+        "at.sidebar.radio(key='page').set_value('Embeddings').run()\n"
+        "assert not at.exception and len(at.metric) == 3, (at.exception, at.metric)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'kornia', 'mlflow')]\n"
+        "assert not bad, bad\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+# -- helpers --------------------------------------------------------------------------------
+def test_check_upload():
+    assert h.check_upload("a.JPG", 10, 200) is None
+    assert h.check_upload("clip.mov", 10, 200) is None
+    assert "over the 200 MB upload limit" in h.check_upload("a.jpg", 201 * 2**20, 200)
+    assert "unsupported file type .pdf" in h.check_upload("a.pdf", 10, 200)
+    assert "(no suffix)" in h.check_upload("README", 10, 200)
+
+
+def test_video_progress_reaches_the_total(analyzer):
+    seen: list[tuple[int, int]] = []
+    result = h.analyze_video_bytes(analyzer, "single_face.mp4", data("single_face.mp4"), None,
+                                   lambda done, total: seen.append((done, total)), keep=5)
+    assert [d for d, _ in seen] == list(range(1, result.n_analysed + 1))
+    assert seen[-1][1] == result.info.n_frames == result.n_analysed == 72
+    assert len(result.frames) == 5 and result.frames[0][1][:2] == b"\xff\xd8"  # JPEGs
+    assert (result.table["source"] == "single_face.mp4").all()
+
+
+def test_bad_video_error_names_the_upload(analyzer):
+    with pytest.raises(InputError) as err:
+        h.analyze_video_bytes(analyzer, "notes.mp4", b"text, not a video")
+    assert err.value.path == "notes.mp4"
+
+
+def test_ferplus_pairs_are_counted_as_described():
+    from emotrace.classify import ExpressionClassifier
+
+    pairs = h.ferplus_pair_cosines(ExpressionClassifier(embeddings=True), n=150, seed=1)
+    c = pairs.counts
+    assert sum(c.values()) == pairs.n_faces == 150
+    assert len(pairs.same) == sum(k * (k - 1) // 2 for k in c.values())
+    assert len(pairs.opposite) == c["happy"] * sum(c[e] for e in h.NEGATIVE)
+    assert pairs.same.mean() > pairs.opposite.mean()
+    assert -1.0001 <= pairs.opposite.min() and pairs.same.max() <= 1.0001
+
+
+def test_fragment_index_is_optional(tmp_path):
+    assert h.read_fragment_index(tmp_path / "nothing-here") is None
+    pd.DataFrame({"source": ["a.mp4"]}).to_parquet(tmp_path / "fragments.parquet")
+    with pytest.raises(InputError, match="not a fragment index"):
+        h.read_fragment_index(tmp_path)
+
+
+# -- the command ----------------------------------------------------------------------------
+def test_demo_command_runs_streamlit_with_the_limit(monkeypatch):
+    import signal
+
+    from emotrace.cli import app
+
+    calls = []
+
+    class FakePopen:
+        def __init__(self, command):
+            calls.append(command)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    result = CliRunner().invoke(app, ["demo", "--port", "8599", "--host", "0.0.0.0"])
+    assert result.exit_code == 0, result.output
+    command = calls[0]
+    assert command[1:4] == ["-m", "streamlit", "run"] and command[4] == str(APP)
+    flags = dict(zip(command[5::2], command[6::2]))
+    assert flags["--server.headless"] == "true" and flags["--server.port"] == "8599"
+    assert flags["--server.address"] == "0.0.0.0"
+    assert flags["--server.maxUploadSize"] == str(h.MAX_UPLOAD_MB) == "200"
+
+
+def test_demo_command_without_streamlit_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    from emotrace.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "streamlit" else real(name, *a))
+    result = CliRunner().invoke(app, ["demo"])
+    assert result.exit_code == 2
+    assert "pip install 'emotrace[demo]'" in result.output
+
+
+# -- a real browser -------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {seconds:g} s"
+        time.sleep(0.5)
+
+
+class DevTools:
+    """A page of headless Chromium, driven over the DevTools protocol."""
+
+    def __init__(self, socket) -> None:
+        self.socket, self.ids = socket, 0
+
+    def call(self, method: str, **params):
+        self.ids += 1
+        self.socket.send(json.dumps({"id": self.ids, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.socket.recv(timeout=60))
+            if reply.get("id") == self.ids:
+                assert "error" not in reply, reply
+                return reply["result"]
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression,
+                         returnByValue=True)["result"].get("value")
+
+    def screenshot(self, path: Path) -> Path:
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        return path
+
+
+@contextmanager
+def headless_chromium(profile: Path, width: int, height: int) -> Iterator[DevTools]:
+    """Headless Chromium (the `websockets` client comes with Streamlit).
+
+    `chromium --headless --screenshot --virtual-time-budget=...` fast-forwards the page's timers
+    and here shot Streamlit's loading skeleton in 5 of 6 tries; over the DevTools protocol the
+    test waits in real time until the app's text is on the page, then takes the screenshot.
+    """
+    from websockets.sync.client import connect
+
+    process = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--remote-debugging-port=0", f"--user-data-dir={profile}",
+         f"--window-size={width},{height}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        active = profile / "DevToolsActivePort"
+        port = wait_for(lambda: active.is_file() and active.read_text().split("\n")[0],
+                        60, "Chromium's DevTools port")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
+            page = next(t for t in json.loads(r.read()) if t["type"] == "page")
+        with connect(page["webSocketDebuggerUrl"], max_size=2**26) as socket_:
+            tools = DevTools(socket_)
+            tools.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
+                       deviceScaleFactor=1, mobile=False)
+            yield tools
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH "
+                    "(Debian: apt-get install chromium; .ci/run installs it)")
+def test_emotrace_demo_renders_in_a_browser(tmp_path):
+    import cv2
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "emotrace.cli", "demo", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+
+    def healthy() -> bool:
+        assert server.poll() is None, f"emotrace demo exited with {server.returncode}"
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                return response.read() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        wait_for(healthy, 90, "the demo's server")
+        with headless_chromium(tmp_path / "profile", 1280, 900) as browser:
+            browser.call("Page.navigate", url=url)
+            text = wait_for(lambda: (t := browser.evaluate("document.body.innerText || ''"))
+                            and "An image or a video" in t and t, 120, "the app's page")
+            assert TITLE in text and "Analyse an image or a video" in text and "200 MB" in text
+            assert "Embeddings" in text and "Expression model" in text  # the sidebar
+            assert browser.evaluate("document.title") == "emotrace demo"
+            time.sleep(2)  # let fonts and layout settle
+            shot = browser.screenshot(tmp_path / "demo.png")
+    finally:
+        server.terminate()  # `emotrace demo` stops Streamlit with it
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape == (900, 1280, 3)
+    colours = len(np.unique(image.reshape(-1, 3), axis=0))
+    assert colours > 200 and image.std() > 10, f"a blank page? {colours} colours"
+    time.sleep(1)
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "Streamlit outlived `emotrace demo`"

@@ -55,7 +55,7 @@ def main() -> None:
         base = sub[sub["workers"] == sub["workers"].min()]["wall_s"].iloc[0]
         df.loc[sub.index, "speed-up"] = (base / sub["wall_s"]).round(2)
     print(f"\nmachine: {machine()}")
-    print(df.to_markdown(index=False) if hasattr(df, "to_markdown") else df.to_string(index=False))
+    print(df.to_string(index=False))
 
 
 if __name__ == "__main__":

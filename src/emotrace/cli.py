@@ -319,13 +319,30 @@ def demo_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`.")],
+    model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`; or the word `embedding` followed by the model, to evaluate its embedding.")],
+    embedding_model: Annotated[str | None, typer.Argument(help="With `eval embedding`: a registry model with an embedding output, or a head .onnx from `emotrace train embedding`.", show_default=False)] = None,
     data: Annotated[str, typer.Option(help="ferplus-test | ferplus-valid | fer2013-private | a class folder | a CSV.")] = "ferplus-test",
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the JSON report and confusion PNG.")] = Path("eval"),
     limit: Annotated[int | None, typer.Option(help="Evaluate a fixed random subset of this size.")] = None,
 ) -> None:
-    """Accuracy, macro-F1, per-class recall, confusion matrix and ECE of a classifier."""
+    """Accuracy, macro-F1, per-class recall, confusion matrix and ECE of a classifier;
+    `eval embedding MODEL`: same- vs opposite-emotion cosine, ROC-AUC, kNN and probe accuracy."""
     from emotrace.evaluate import evaluate, format_report
+
+    if model == "embedding":
+        from emotrace.embedding_eval import evaluate_embedding, format_embedding_report
+
+        if embedding_model is None:
+            _fail("eval embedding needs a model: emotrace eval embedding MODEL")
+            raise typer.Exit(2)
+        try:
+            report = evaluate_embedding(embedding_model, data, outdir, limit)
+        except (EmotraceError, ValueError) as exc:
+            _fail(str(exc))
+            raise typer.Exit(2) from None
+        typer.echo(format_embedding_report(report))
+        typer.echo(f"-> {outdir}/", err=True)
+        return
 
     try:
         report = evaluate(model, data, outdir, limit)
@@ -364,6 +381,31 @@ def train_classifier_cmd(
     test = results.get("test", {})
     typer.echo(f"{cfg['name']}: test accuracy {test.get('accuracy', float('nan')):.4f}, "
                f"macro-F1 {test.get('macro_f1', float('nan')):.4f} -> "
+               f"{Path(cfg['output_dir']) / cfg['name']}")
+
+
+@train_app.command("embedding")
+def train_embedding_cmd(
+    config: Annotated[Path | None, typer.Option(help="YAML config (see configs/embedding_*.yaml).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train an emotion-aware embedding head (SupCon, NT-Xent, triplet or VICReg; MLflow)."""
+    try:
+        from emotrace.train.config import load_config
+        from emotrace.train.embedding import DEFAULTS, train_embedding
+    except ImportError as exc:
+        _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
+        raise typer.Exit(2) from None
+    try:
+        cfg = load_config(config, overrides or [], DEFAULTS)
+        results = train_embedding(cfg, progress=not quiet)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        _fail(f"{config}: {exc}")
+        raise typer.Exit(2) from None
+    test = results["test"]
+    typer.echo(f"{cfg['name']}: FER+ test same-vs-different ROC-AUC {test['same_vs_different_roc_auc']:.4f}, "
+               f"same-opposite {test.get('same_minus_opposite', float('nan')):.3f} -> "
                f"{Path(cfg['output_dir']) / cfg['name']}")
 
 

@@ -65,9 +65,11 @@ def _merge(base: dict, update: dict, path: str = "") -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> dict:
-    """Defaults <- YAML file <- `a.b=value` overrides (values parsed as YAML)."""
-    cfg = copy.deepcopy(DEFAULTS)
+def load_config(path: str | Path | None = None, overrides: list[str] = (),
+                defaults: dict[str, Any] | None = None) -> dict:
+    """Defaults <- YAML file <- `a.b=value` overrides (values parsed as YAML). `defaults`:
+    the task's defaults (the classifier's when None)."""
+    cfg = copy.deepcopy(DEFAULTS if defaults is None else defaults)
     if path is not None:
         cfg = _merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
     for item in overrides:

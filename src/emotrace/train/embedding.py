@@ -1,0 +1,325 @@
+"""`emotrace train embedding`: an emotion-aware projection head over a frozen backbone.
+
+Read top to bottom:
+1. Features. The backbone (a registry expression model with an embedding output) is frozen,
+   so its embeddings of every FER+ face, and of its mirror image (a second view for the
+   self-supervised losses), are computed once and cached in `runs/cache/`. Optionally, face
+   tracks cut from real videos give temporal positives: frames of one track within
+   `temporal.window_s` seconds share an instance label.
+2. Head. Linear -> BatchNorm -> ReLU -> Linear, output L2-normalised (lightly's projection
+   head shape).
+3. Loss, from pytorch-metric-learning: supervised contrastive (`supcon`), NT-Xent with the
+   mirror view as positive (`ntxent`, no labels; see `ntxent`), triplet with batch-hard or semi-hard mining
+   (`triplet`), or VICReg between the two views (`vicreg`, non-contrastive). With temporal
+   positives, an NT-Xent term over the video windows is added (weight `temporal.weight`).
+   Batches come from an m-per-class sampler (`MPerClassSampler`) so every batch has positives.
+4. Each epoch: same-vs-different ROC-AUC and same-minus-opposite cosine on FER+ valid; the best
+   epoch is kept; early stopping.
+5. Export the head to ONNX (its metadata names the backbone, so `FaceEmbedder` can run it
+   without torch), evaluate it on FER+ test with `emotrace eval embedding`, log everything to
+   MLflow.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from emotrace.datasets import ferplus
+from emotrace.embed import FaceEmbedder
+from emotrace.embedding_eval import (
+    evaluate_embedding,
+    face_embeddings,
+    format_embedding_report,
+    pair_similarities,
+    roc_auc,
+)
+from emotrace.tables import write_json
+
+DEFAULTS: dict[str, Any] = {
+    "name": "embedding",
+    "seed": 0,
+    "output_dir": "runs",
+    "backbone": "emotrace-ferplus8",
+    "data": {"subset": None, "eval_subset": None},  # first N train / valid faces (quick runs)
+    "eval": {"limit": None, "train_sample": 6000},  # FER+ test subset; train faces for kNN/probe
+    "head": {"hidden": 512, "out": 128},
+    "loss": {
+        "name": "supcon",  # supcon | ntxent | triplet | vicreg
+        "temperature": 0.1,  # supcon, ntxent
+        "margin": 0.2,  # triplet
+        "miner": "batch-hard",  # triplet: batch-hard | semi-hard
+    },
+    "temporal": {"videos": None, "window_s": 1.0, "weight": 0.5},  # folder of videos or null
+    "train": {"epochs": 20, "batch_size": 256, "m_per_class": 32, "lr": 1e-3,
+              "weight_decay": 1e-4, "patience": 4, "threads": 0},
+    "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-embedding"},
+}
+LOSSES = ("supcon", "ntxent", "triplet", "vicreg")
+
+
+class ProjectionHead(nn.Module):
+    """(N, in_dim) backbone features -> (N, out_dim) unit-length embeddings."""
+
+    def __init__(self, in_dim: int, hidden: int = 512, out_dim: int = 128) -> None:
+        super().__init__()
+        if min(in_dim, hidden, out_dim) < 1:
+            raise ValueError(f"dimensions must be >= 1, got {in_dim}, {hidden}, {out_dim}")
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                                 nn.Linear(hidden, out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.net(x), dim=1)
+
+
+def cached_features(backbone: FaceEmbedder, split: str, cache: Path, progress: bool,
+                    limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, mirrored-view features, labels) of the labelled FER+ `split` (its first
+    `limit` faces), cached."""
+    path = cache / f"{Path(backbone.name).stem}_ferplus_{split}{f'_{limit}' if limit else ''}.npz"
+    if path.is_file():
+        z = np.load(path)
+        return z["features"], z["mirrored"], z["labels"]
+    faces = ferplus(split)
+    faces = faces.take(np.flatnonzero(faces.labels >= 0)[:limit])
+    if progress:
+        print(f"computing {backbone.name} features of FER+ {split} ({len(faces)} faces, cached in {path})")
+    feats = face_embeddings(backbone, faces)
+    mirrored = face_embeddings(backbone, type(faces)(faces.images[:, :, ::-1].copy(), faces.labels,
+                                                     faces.names))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, features=feats, mirrored=mirrored, labels=faces.labels)
+    return feats, mirrored, faces.labels
+
+
+def temporal_windows(backbone_name: str, folder: str | Path, window_s: float, cache: Path
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Backbone features of every face in the videos under `folder` and an instance label
+    per (video, track, window of `window_s` seconds): frames that should embed alike."""
+    from emotrace.pipeline import Analyzer
+    from emotrace.video import VIDEO_SUFFIXES
+
+    path = cache / f"{backbone_name}_tracks_{Path(folder).name}_{window_s:g}.npz"
+    if path.is_file():
+        z = np.load(path)
+        return z["features"], z["labels"]
+    analyzer = Analyzer(classifier=backbone_name, embeddings=True)
+    feats, labels, next_id = [], [], 0
+    for video in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
+        result = analyzer.analyze_video(video, progress=False)
+        keys: dict[tuple[int, int], int] = {}
+        for frame in result.frames:
+            for i, track in enumerate(frame.track_ids):
+                key = (int(track), int(frame.timestamp // window_s))
+                if key not in keys:
+                    keys[key] = next_id
+                    next_id += 1
+                feats.append(frame.emotions.embeddings[i])
+                labels.append(keys[key])
+    f, lab = np.asarray(feats, np.float32), np.asarray(labels, np.int64)
+    # windows with a single frame have no positive: drop them
+    counts = np.bincount(lab)
+    keep = counts[lab] >= 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, features=f[keep], labels=lab[keep])
+    return f[keep], lab[keep]
+
+
+def ntxent(temperature: float):
+    """NT-Xent (SimCLR's loss). Computed as pytorch-metric-learning's SupConLoss over instance
+    labels: with exactly one positive per anchor the two are the same loss, and pml's
+    NTXentLoss, which loops over the positive pairs, is ~400x slower on a batch of 512."""
+    from pytorch_metric_learning import losses
+
+    return losses.SupConLoss(temperature=temperature)
+
+
+def build_loss(cfg: dict):
+    """The pytorch-metric-learning loss (and miner) named in the config."""
+    from pytorch_metric_learning import losses, miners
+
+    name = cfg["name"]
+    if name == "supcon":
+        return losses.SupConLoss(temperature=cfg["temperature"]), None
+    if name == "ntxent":
+        return ntxent(cfg["temperature"]), None
+    if name == "triplet":
+        miner = (miners.BatchHardMiner() if cfg["miner"] == "batch-hard"
+                 else miners.TripletMarginMiner(margin=cfg["margin"], type_of_triplets="semihard"))
+        return losses.TripletMarginLoss(margin=cfg["margin"]), miner
+    if name == "vicreg":
+        return losses.VICRegLoss(), None
+    raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
+
+
+def batch_loss(name: str, loss_fn, miner, head, x: torch.Tensor, x2: torch.Tensor,
+               y: torch.Tensor) -> torch.Tensor:
+    """One batch's loss: x (B, D0) features, x2 the mirrored view, y (B,) class labels."""
+    if name == "vicreg":  # non-contrastive: the two views of each face, no labels
+        return loss_fn(head(x), ref_emb=head(x2))
+    if name == "ntxent":  # self-supervised: the mirror image is the only positive
+        ids = torch.arange(len(x))
+        return loss_fn(head(torch.cat([x, x2])), torch.cat([ids, ids]))
+    emb = head(torch.cat([x, x2]))
+    labels = torch.cat([y, y])
+    return loss_fn(emb, labels, miner(emb, labels)) if miner is not None else loss_fn(emb, labels)
+
+
+@torch.no_grad()
+def embed_all(head: nn.Module, feats: np.ndarray) -> np.ndarray:
+    head.eval()
+    out = np.concatenate([head(torch.from_numpy(feats[i:i + 4096])).numpy()
+                          for i in range(0, len(feats), 4096)])
+    head.train()
+    return out
+
+
+def valid_scores(emb: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    sims = pair_similarities(emb, labels, names, max_pairs=50_000)
+    return {"valid_auc": roc_auc(sims["same"], sims["different"]),
+            "valid_same_minus_opposite": float(sims["same"].mean() - sims["opposite"].mean())}
+
+
+def export_head(head: ProjectionHead, in_dim: int, backbone: str, path: Path) -> Path:
+    """ONNX file of the head; its metadata tells `FaceEmbedder` which backbone feeds it."""
+    import onnx
+
+    head = copy.deepcopy(head).eval()
+    torch.onnx.export(head, (torch.zeros(2, in_dim),), str(path), input_names=["features"],
+                      output_names=["embedding"], dynamic_axes={"features": {0: "N"},
+                                                                "embedding": {0: "N"}},
+                      opset_version=17, dynamo=False)
+    model = onnx.load(str(path))
+    for key, value in {"emotrace_kind": "embedding-head", "emotrace_backbone": backbone}.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
+def train_embedding(cfg: dict, progress: bool = True) -> dict:
+    """Train, export and evaluate one embedding head (see module doc); returns the results."""
+    import mlflow
+    from pytorch_metric_learning.samplers import MPerClassSampler
+
+    if cfg["loss"]["name"] not in LOSSES:
+        raise ValueError(f"unknown loss {cfg['loss']['name']!r}; valid: {', '.join(LOSSES)}")
+    torch.manual_seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
+    if cfg["train"]["threads"]:
+        torch.set_num_threads(cfg["train"]["threads"])
+    run_dir = Path(cfg["output_dir"]) / cfg["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+    cache = Path(cfg["output_dir"]) / "cache"
+    backbone = FaceEmbedder(cfg["backbone"])
+    names = tuple(ferplus("test").names)
+
+    # 1. features, computed once
+    x_tr, x2_tr, y_tr = cached_features(backbone, "train", cache, progress, cfg["data"]["subset"])
+    x_va, _, y_va = cached_features(backbone, "valid", cache, progress, cfg["data"]["eval_subset"])
+    temporal = None
+    if cfg["temporal"]["videos"]:
+        temporal = temporal_windows(cfg["backbone"], cfg["temporal"]["videos"],
+                                    cfg["temporal"]["window_s"], cache)
+
+    # 2-3. head, loss, sampler
+    head = ProjectionHead(x_tr.shape[1], cfg["head"]["hidden"], cfg["head"]["out"])
+    loss_fn, miner = build_loss(cfg["loss"])
+    temporal_loss = ntxent(cfg["loss"]["temperature"])
+    t = cfg["train"]
+    opt = torch.optim.AdamW(head.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t["epochs"])
+    sampler = MPerClassSampler(y_tr, m=t["m_per_class"], batch_size=t["batch_size"],
+                               length_before_new_iter=len(y_tr))
+    tx, tx2, ty = map(torch.from_numpy, (x_tr, x2_tr, y_tr))
+
+    base = valid_scores(_unit(x_va), y_va, names)  # the frozen backbone's own embedding
+    history, best, best_state, stale = [], -1.0, None, 0
+    mlflow.set_tracking_uri(cfg["tracking"]["uri"])
+    mlflow.set_experiment(cfg["tracking"]["experiment"])
+    with mlflow.start_run(run_name=cfg["name"]):
+        mlflow.log_params(_flatten(cfg))
+        mlflow.log_metrics({"base_" + k: v for k, v in base.items()})
+        for epoch in range(t["epochs"]):
+            started = time.perf_counter()
+            idx = torch.tensor(list(iter(sampler)))
+            batches = idx[: len(idx) // t["batch_size"] * t["batch_size"]].view(-1, t["batch_size"])
+            total = 0.0
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{t['epochs']}", disable=not progress,
+                       leave=False)
+            for b in bar:
+                loss = batch_loss(cfg["loss"]["name"], loss_fn, miner, head, tx[b], tx2[b], ty[b])
+                if temporal is not None:  # adjacent frames of one track: one instance
+                    pick = torch.from_numpy(_window_batch(temporal[1], t["batch_size"]))
+                    loss = loss + cfg["temporal"]["weight"] * temporal_loss(
+                        head(torch.from_numpy(temporal[0])[pick]), torch.from_numpy(temporal[1])[pick])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                bar.set_postfix(loss=f"{float(loss):.3f}")
+            sched.step()
+            scores = valid_scores(embed_all(head, x_va), y_va, names)
+            row = {"epoch": epoch + 1, "loss": total / max(1, len(batches)), **scores,
+                   "seconds": round(time.perf_counter() - started, 1)}
+            history.append(row)
+            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            if progress:
+                print(f"epoch {epoch + 1}: loss {row['loss']:.4f}, valid AUC {scores['valid_auc']:.4f}, "
+                      f"same-opposite {scores['valid_same_minus_opposite']:.3f}")
+            if scores["valid_auc"] > best:
+                best, best_state, stale = scores["valid_auc"], copy.deepcopy(head.state_dict()), 0
+            else:
+                stale += 1
+                if stale >= t["patience"]:
+                    break
+        # 5. export the best head and evaluate it on FER+ test
+        head.load_state_dict(best_state)
+        torch.save({"head": best_state, "config": cfg, "in_dim": x_tr.shape[1]}, run_dir / "head.pt")
+        onnx_path = export_head(head, x_tr.shape[1], cfg["backbone"], run_dir / "head.onnx")
+        report = evaluate_embedding(str(onnx_path), "ferplus-test", run_dir, cfg["eval"]["limit"],
+                                    cfg["eval"]["train_sample"])
+        mlflow.log_metrics({f"test_{k}": v for k, v in report.items()
+                            if isinstance(v, float)})
+        for f in run_dir.glob("*"):
+            if f.suffix in (".onnx", ".png", ".json"):
+                mlflow.log_artifact(str(f))
+    results = {"history": history, "base_valid": base, "test": report}
+    write_json(results, run_dir / "metrics.json")
+    if progress:
+        print(format_embedding_report(report))
+    return results
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _window_batch(labels: np.ndarray, size: int) -> np.ndarray:
+    """Indices of `size` frames drawn as pairs from random windows (each has a positive)."""
+    rng = np.random.default_rng()
+    windows = rng.choice(labels.max() + 1, size // 2)
+    out = []
+    for w in windows:
+        members = np.flatnonzero(labels == w)
+        if len(members) >= 2:
+            out.extend(rng.choice(members, 2, replace=False))
+    return np.asarray(out, np.int64)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -34,9 +34,9 @@ def test_each_loss_learns_on_real_features(features, name):
     x, x2, y = (torch.from_numpy(a) for a in features)
     torch.manual_seed(0)
     head = ProjectionHead(x.shape[1], 128, 32)
-    cfg = {**DEFAULTS["loss"], "name": name}
+    cfg = {**DEFAULTS["loss"], "name": name, "num_classes": 8, "embedding_size": 32}
     loss_fn, miner = build_loss(cfg)
-    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(list(head.parameters()) + list(loss_fn.parameters()), lr=1e-3)
     batch = torch.arange(256)
     with torch.no_grad():
         before = float(batch_loss(name, loss_fn, miner, head.eval(), x[batch], x2[batch], y[batch]))

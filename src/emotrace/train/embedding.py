@@ -10,7 +10,8 @@ Read top to bottom:
    head shape).
 3. Loss, from pytorch-metric-learning: supervised contrastive (`supcon`), NT-Xent with the
    mirror view as positive (`ntxent`, no labels; see `ntxent`), triplet with batch-hard or semi-hard mining
-   (`triplet`), or VICReg between the two views (`vicreg`, non-contrastive). With temporal
+   (`triplet`), VICReg between the two views (`vicreg`, non-contrastive), or ArcFace class
+   proxies with an angular margin (`arcface`). With temporal
    positives, an NT-Xent term over the video windows is added (weight `temporal.weight`).
    Batches come from an m-per-class sampler (`MPerClassSampler`) so every batch has positives.
 4. Each epoch: same-vs-different ROC-AUC and same-minus-opposite cosine on FER+ valid; the best
@@ -53,17 +54,18 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"limit": None, "train_sample": 6000},  # FER+ test subset; train faces for kNN/probe
     "head": {"hidden": 512, "out": 128},
     "loss": {
-        "name": "supcon",  # supcon | ntxent | triplet | vicreg
+        "name": "supcon",  # supcon | ntxent | triplet | vicreg | arcface
         "temperature": 0.1,  # supcon, ntxent
         "margin": 0.2,  # triplet
         "miner": "batch-hard",  # triplet: batch-hard | semi-hard
+        "arc_margin": 28.6, "arc_scale": 30.0,  # arcface: margin (degrees), logit scale
     },
     "temporal": {"videos": None, "window_s": 1.0, "weight": 0.5},  # folder of videos or null
     "train": {"epochs": 20, "batch_size": 256, "m_per_class": 32, "lr": 1e-3,
               "weight_decay": 1e-4, "patience": 4, "threads": 0},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-embedding"},
 }
-LOSSES = ("supcon", "ntxent", "triplet", "vicreg")
+LOSSES = ("supcon", "ntxent", "triplet", "vicreg", "arcface")
 
 
 class ProjectionHead(nn.Module):
@@ -157,6 +159,9 @@ def build_loss(cfg: dict):
         return losses.TripletMarginLoss(margin=cfg["margin"]), miner
     if name == "vicreg":
         return losses.VICRegLoss(), None
+    if name == "arcface":  # class proxies with an angular margin: classes spread on the sphere
+        return losses.ArcFaceLoss(num_classes=cfg["num_classes"], embedding_size=cfg["embedding_size"],
+                                  margin=cfg["arc_margin"], scale=cfg["arc_scale"]), None
     raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
 
 
@@ -232,10 +237,12 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
 
     # 2-3. head, loss, sampler
     head = ProjectionHead(x_tr.shape[1], cfg["head"]["hidden"], cfg["head"]["out"])
-    loss_fn, miner = build_loss(cfg["loss"])
+    loss_fn, miner = build_loss({**cfg["loss"], "num_classes": len(names),
+                                 "embedding_size": cfg["head"]["out"]})
     temporal_loss = ntxent(cfg["loss"]["temperature"])
     t = cfg["train"]
-    opt = torch.optim.AdamW(head.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
+    params = list(head.parameters()) + list(loss_fn.parameters())  # arcface learns its proxies
+    opt = torch.optim.AdamW(params, lr=t["lr"], weight_decay=t["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t["epochs"])
     sampler = MPerClassSampler(y_tr, m=t["m_per_class"], batch_size=t["batch_size"],
                                length_before_new_iter=len(y_tr))

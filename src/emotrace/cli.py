@@ -317,6 +317,36 @@ def demo_cmd(
     raise typer.Exit(code)
 
 
+@app.command("probe")
+def probe_cmd(
+    embeddings: Annotated[Path | None, typer.Argument(help="Table of embeddings and labels (.parquet, .csv or .npz; see docs).", show_default=False)] = None,
+    backbone: Annotated[str | None, typer.Option(help="Instead of a table: embed FER+ train/valid/test with this model (registry name or embedding head .onnx).")] = None,
+    limit: Annotated[int | None, typer.Option(help="With --backbone: at most this many faces per split.")] = None,
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for probe.json and probe_curves.png.")] = Path("probe"),
+    epochs: Annotated[int, typer.Option(help="Most MLP epochs (early stopping on valid macro-F1).")] = 60,
+) -> None:
+    """MLP (3 layers, PyTorch) vs SVM (scikit-learn) on the same embeddings and splits."""
+    try:
+        from emotrace.train.probe import embeddings_from_faces, run_probe
+    except ImportError as exc:
+        _fail(f"probes need PyTorch and scikit-learn: pip install -e '.[train]' ({exc})")
+        raise typer.Exit(2) from None
+    if (embeddings is None) == (backbone is None):
+        _fail("give either a table of embeddings or --backbone MODEL")
+        raise typer.Exit(2)
+    try:
+        if backbone is not None:
+            embeddings = embeddings_from_faces(backbone, outdir / f"{Path(backbone).stem}_ferplus.npz", limit)
+        report = run_probe(embeddings, outdir, epochs)
+    except (EmotraceError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    for name in ("mlp", "svm"):
+        r = report[name]
+        typer.echo(f"{name.upper():4} test accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}")
+    typer.echo(f"-> {outdir}/probe.json, {outdir}/probe_curves.png", err=True)
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`; or the word `embedding` followed by the model, to evaluate its embedding.")],

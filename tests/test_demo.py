@@ -16,9 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import PYFEAT, ROOT
+from conftest import PYFEAT, ROOT, STYLETALK
 from typer.testing import CliRunner
 
 from emotrace import Analyzer, models
@@ -177,15 +176,16 @@ def test_embeddings_page_computes_the_similarity(tmp_path):
     assert float(metrics(at)["Cosine similarity of A and B"]) == pytest.approx(
         h.cosine(image.vector, clip.vector), abs=1e-3)
 
-    # a fragment index folder: the nearest fragments to face A, best first
-    rng = np.random.default_rng(0)
-    vectors = [rng.normal(size=len(image.vector)) for _ in range(3)] + [image.vector]
-    pd.DataFrame({"source": ["a.mp4", "b.mp4", "c.mp4", "d.mp4"], "start": [0.0, 1, 2, 3],
-                  "end": [1.0, 2, 3, 4], "track_id": [0, 1, 2, 3],
-                  "embedding": [list(v) for v in vectors]}).to_parquet(tmp_path / "fragments.parquet")
-    at.text_input(key="index-dir").set_value(str(tmp_path)).run()
+    # a fragment index built by `emotrace index`: the nearest fragments to face A, best first
+    from emotrace.index import index_videos
+
+    pytest.importorskip("lancedb")
+    video = PYFEAT / "single_face.mp4"  # the same person as single_face.jpg
+    index_videos([video, STYLETALK / "style_clips" / "sadgirl_clip1.mp4"], tmp_path / "idx",
+                 progress=False)
+    at.text_input(key="index-dir").set_value(str(tmp_path / "idx")).run()
     nearest = at.dataframe[-1].value
-    assert nearest.loc[0, "source"] == "d.mp4" and nearest.loc[0, "cosine"] == pytest.approx(1, abs=1e-4)
+    assert nearest.loc[0, "source"] == str(video) and nearest.loc[0, "cosine"] > 0.8
 
 
 def test_embeddings_page_says_when_the_model_has_no_embedding():
@@ -253,9 +253,10 @@ def test_ferplus_pairs_are_counted_as_described():
 
 
 def test_fragment_index_is_optional(tmp_path):
+    pytest.importorskip("lancedb")
     assert h.read_fragment_index(tmp_path / "nothing-here") is None
-    pd.DataFrame({"source": ["a.mp4"]}).to_parquet(tmp_path / "fragments.parquet")
-    with pytest.raises(InputError, match="not a fragment index"):
+    (tmp_path / "emotrace_index.json").write_text('{"embedder": "emotrace-ferplus8", "window": 1.0}')
+    with pytest.raises(InputError, match="holds no fragment"):
         h.read_fragment_index(tmp_path)
 
 

@@ -347,6 +347,51 @@ def probe_cmd(
     typer.echo(f"-> {outdir}/probe.json, {outdir}/probe_curves.png", err=True)
 
 
+@app.command("index")
+def index_cmd(
+    videos: Annotated[list[Path], typer.Argument(help="Video files and/or folders.")],
+    db: Annotated[Path, typer.Option(help="Index folder (created if missing).")],
+    window: Annotated[float, typer.Option(help="Fragment length (s).")] = 1.0,
+    embedder: Annotated[str, typer.Option(help="Registry model with an embedding output, or a head .onnx from `emotrace train embedding`.")] = "emotrace-ferplus8",
+    fps: Annotated[float, typer.Option(help="Frames per second analysed.")] = 10.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Store window embeddings of every face track (video, track, time) in a vector database."""
+    from emotrace.index import index_videos
+    from emotrace.video import VIDEO_SUFFIXES
+
+    paths = _collect(videos, VIDEO_SUFFIXES)
+    try:
+        added, failures = index_videos(paths, db, embedder, window, fps, progress=not quiet)
+    except (EmotraceError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    for exc in failures:
+        _fail(str(exc))
+    typer.echo(f"{len(paths) - len(failures)} videos, {added} fragments -> {db}", err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command("search")
+def search_cmd(
+    db: Annotated[Path, typer.Option(help="Index folder made by `emotrace index`.")],
+    video: Annotated[Path | None, typer.Option(help="Query: a moment of this video (with --at).")] = None,
+    at: Annotated[float | None, typer.Option(help="Query moment in --video (s).")] = None,
+    image: Annotated[Path | None, typer.Option(help="Query: the largest face in this image.")] = None,
+    k: Annotated[int, typer.Option("-k", help="How many fragments.")] = 10,
+) -> None:
+    """The indexed fragments nearest to a video moment or a face image, with their times."""
+    from emotrace.index import search
+
+    try:
+        hits = search(db, video, at, image, k)
+    except (EmotraceError, RuntimeError, ValueError) as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    typer.echo(hits.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Argument(help="Registry name or an ONNX file from `emotrace train`; or the word `embedding` followed by the model, to evaluate its embedding.")],

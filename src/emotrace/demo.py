@@ -270,14 +270,17 @@ def embeddings_page(analyzer: Analyzer, model: str, limit_mb: int) -> None:
         st.warning(str(exc))
         return
     if index is None:
-        st.info(f"No fragment index in `{folder}`: the index is not built yet. It will be "
-                "built with `emotrace index VIDEOS --db DIR`, which cuts each video into "
-                "per-track fragments and stores each fragment's mean face embedding in DIR; "
-                "this section will then list the fragments nearest to face A.")
+        st.info(f"No fragment index in `{folder}`. Build one with `emotrace index VIDEOS "
+                "--db DIR`: it cuts each video into per-track 1 s fragments and stores each "
+                "fragment's mean face embedding; this section then lists the fragments "
+                "nearest to face A.")
     elif "A" not in found:
         st.caption(f"{len(index):,} fragments indexed; upload face A to search them.")
     else:
-        st.dataframe(h.nearest_fragments(index, found["A"].vector), hide_index=True)
+        try:
+            st.dataframe(h.nearest_fragments(index, found["A"].vector), hide_index=True)
+        except ValueError as exc:
+            st.warning(str(exc))
 
 
 # -- the app --------------------------------------------------------------------------------

@@ -411,30 +411,27 @@ def histogram_chart(pairs: PairCosines, marker: float | None = None, bins: int =
     return chart
 
 
-# -- nearest fragments (the index is not built yet) -----------------------------------------
-FRAGMENTS_FILE = "fragments.parquet"
-
-
+# -- nearest fragments (the index built by `emotrace index`) --------------------------------
 def read_fragment_index(folder: str | Path) -> pd.DataFrame | None:
-    """The fragment table of an index folder, or None when there is none.
+    """The fragments of an index folder made by `emotrace index VIDEOS --db DIR` (columns
+    `source`, `track_id`, `start`, `end`, `frames`, `dominant`, `embedding`), or None when the
+    folder holds no index. `df.attrs["embedder"]` names the embedder it was built with."""
+    from emotrace.index import META, read_index
 
-    `emotrace index VIDEOS --db DIR` is not implemented yet; this reads the table it is meant
-    to write: `DIR/fragments.parquet` with `source`, `start`, `end` (s), `track_id` and
-    `embedding` (a list of floats per fragment).
-    """
-    path = Path(folder) / FRAGMENTS_FILE
-    if not path.is_file():
+    if not (Path(folder) / META).is_file():
         return None
-    table = pd.read_parquet(path)
-    missing = {"source", "start", "end", "embedding"} - set(table.columns)
-    if missing:
-        raise InputError(path, f"is not a fragment index (missing {', '.join(sorted(missing))})")
+    table, meta = read_index(folder)
+    table = table.rename(columns={"vector": "embedding"})
+    table.attrs["embedder"] = meta["embedder"]
     return table
 
 
 def nearest_fragments(index: pd.DataFrame, query: np.ndarray, k: int = 5) -> pd.DataFrame:
     """The `k` fragments whose embedding is most similar (cosine) to `query`."""
     vectors = normalised(np.stack(index["embedding"].to_numpy()))
+    if vectors.shape[1] != len(query):
+        raise ValueError(f"the index was built with {index.attrs.get('embedder', 'another embedder')} "
+                         f"({vectors.shape[1]}-d); pick that model to search it")
     scores = vectors @ normalised(query)
     order = np.argsort(-scores)[:k]
     out = index.drop(columns=["embedding"]).iloc[order].reset_index(drop=True)

@@ -272,7 +272,7 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
                 loss.backward()
                 opt.step()
                 total += float(loss.detach())
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             sched.step()
             scores = valid_scores(embed_all(head, x_va), y_va, names)
             row = {"epoch": epoch + 1, "loss": total / max(1, len(batches)), **scores,

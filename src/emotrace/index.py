@@ -1,0 +1,170 @@
+"""Similar fragments: window embeddings of face tracks in an embedded vector database.
+
+    emotrace index VIDEOS... --db DIR [--window 1.0] [--embedder emotrace-ferplus8]
+    emotrace search --db DIR (--video FILE --at SECONDS | --image FILE) -k 10
+
+A *fragment* is one face track over one window of `window` seconds: the mean of its frames'
+unit embeddings (`FaceEmbedder`: a registry backbone, or a head from `emotrace train
+embedding`), renormalised, with the video, track, start, end, frame count and dominant emotion.
+Fragments live in a LanceDB table (`DIR/fragments.lance`): embedded (no server), on disk, Arrow
+columns that pandas reads directly, and vector search with cosine distance that scales to
+millions of rows with an ANN index; `DIR/emotrace_index.json` records the embedder and window,
+so a search embeds its query the same way. Re-indexing a video replaces its fragments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emotrace.embed import FaceEmbedder
+from emotrace.errors import InputError
+from emotrace.pipeline import Analyzer, read_image
+from emotrace.video import FrameReader
+
+TABLE = "fragments"
+META = "emotrace_index.json"
+
+
+def _connect(db: str | Path):
+    try:
+        import lancedb
+    except ImportError:
+        raise RuntimeError("the fragment index needs LanceDB: pip install 'emotrace[index]'") from None
+    return lancedb.connect(str(db))
+
+
+def fragments_of(analysis, embedder: FaceEmbedder, window: float) -> pd.DataFrame:
+    """One row per (track, window) of an analysed video (embeddings asked from the Analyzer)."""
+    rows, vecs = [], []
+    labels = analysis.labels
+    groups: dict[tuple[int, int], list] = {}
+    for frame in analysis.frames:
+        if not len(frame):
+            continue
+        emb = embedder.from_backbone(frame.emotions.embeddings)
+        for i, track in enumerate(frame.track_ids):
+            key = (int(track), int(frame.timestamp // window))
+            groups.setdefault(key, []).append((frame.timestamp, emb[i], frame.emotions.probs[i]))
+    for (track, w), items in sorted(groups.items()):
+        v = np.mean([e for _, e, _ in items], axis=0)
+        probs = np.mean([p for _, _, p in items], axis=0)
+        rows.append({"source": analysis.info.path, "track_id": track, "start": w * window,
+                     "end": (w + 1) * window, "frames": len(items),
+                     "dominant": labels[int(probs.argmax())]})
+        vecs.append((v / max(np.linalg.norm(v), 1e-12)).astype(np.float32))
+    df = pd.DataFrame(rows, columns=["source", "track_id", "start", "end", "frames", "dominant"])
+    df["vector"] = vecs
+    return df
+
+
+def _backbone(spec: str, embedder: FaceEmbedder) -> str:
+    """What the Analyzer should load: the spec itself, or the backbone a head names."""
+    return embedder.backbone.card.name if embedder.head is not None else spec
+
+
+def _check_meta(db: Path, embedder: str, window: float) -> None:
+    path = db / META
+    if path.is_file():
+        meta = json.loads(path.read_text())
+        if meta["embedder"] != embedder or meta["window"] != window:
+            raise ValueError(f"{db} was built with embedder {meta['embedder']!r} and window "
+                             f"{meta['window']} s; use the same, or a new --db")
+    else:
+        db.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"embedder": embedder, "window": window}) + "\n")
+
+
+def index_videos(videos: Iterable[str | Path], db: str | Path, embedder: str = "emotrace-ferplus8",
+                 window: float = 1.0, fps: float | None = 10.0, progress: bool = True
+                 ) -> tuple[int, list[InputError]]:
+    """Add every video's fragments to the index; returns (fragments added, failures)."""
+    if window <= 0:
+        raise ValueError(f"window must be > 0, got {window}")
+    db = Path(db)
+    _check_meta(db, embedder, window)
+    emb = FaceEmbedder(embedder)
+    analyzer = Analyzer(classifier=_backbone(embedder, emb), embeddings=True)
+    conn = _connect(db)
+    added, failures = 0, []
+    for video in videos:
+        try:
+            analysis = analyzer.analyze_video(video, fps=fps, progress=progress)
+        except InputError as exc:
+            failures.append(exc)
+            continue
+        df = fragments_of(analysis, emb, window)
+        if df.empty:
+            continue
+        if TABLE in conn.table_names():
+            table = conn.open_table(TABLE)
+            table.delete(f"source = '{analysis.info.path.replace(chr(39), chr(39) * 2)}'")
+            table.add(df)
+        else:
+            conn.create_table(TABLE, df)
+        added += len(df)
+    return added, failures
+
+
+def read_index(db: str | Path) -> tuple[pd.DataFrame, dict]:
+    """All fragments (with their `vector`) and the index's settings."""
+    db = Path(db)
+    if not (db / META).is_file():
+        raise InputError(db, "is not a fragment index (build one with `emotrace index VIDEOS --db DIR`)")
+    conn = _connect(db)
+    if TABLE not in conn.table_names():
+        raise InputError(db, "the index holds no fragment yet")
+    return conn.open_table(TABLE).to_pandas(), json.loads((db / META).read_text())
+
+
+def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, window: float,
+                     analyzer: Analyzer) -> np.ndarray:
+    """The embedding of the largest face in `video` over [at, at + window)."""
+    vecs = []
+    for frame in FrameReader(video, fps=10.0):
+        if frame.timestamp < at:
+            continue
+        if frame.timestamp >= at + window:
+            break
+        det = analyzer.detector(frame.image, analyzer.video_detect_size)
+        if len(det):
+            i = int(np.argmax((det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])))
+            vecs.append(embedder(embedder.crops(frame.image, det.take(np.array([i])))[0:1])[0])
+    if not vecs:
+        raise InputError(video, f"no face between {at:g} and {at + window:g} s")
+    v = np.mean(vecs, axis=0)
+    return v / max(np.linalg.norm(v), 1e-12)
+
+
+def query_from_image(embedder: FaceEmbedder, image: str | Path, analyzer: Analyzer) -> np.ndarray:
+    array = read_image(image)
+    det = analyzer.detector(array, analyzer.image_detect_size)
+    if not len(det):
+        raise InputError(image, "no face found")
+    i = int(np.argmax((det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])))
+    return embedder(embedder.crops(array, det.take(np.array([i]))))[0]
+
+
+def search(db: str | Path, video: str | Path | None = None, at: float | None = None,
+           image: str | Path | None = None, k: int = 10) -> pd.DataFrame:
+    """The `k` fragments nearest (cosine) to a video moment or a face image."""
+    if (video is None) == (image is None) or (video is not None and at is None):
+        raise ValueError("give --video FILE --at SECONDS, or --image FILE")
+    db = Path(db)
+    if not (db / META).is_file():
+        raise InputError(db, "is not a fragment index (build one with `emotrace index VIDEOS --db DIR`)")
+    meta = json.loads((db / META).read_text())
+    embedder = FaceEmbedder(meta["embedder"])
+    analyzer = Analyzer(classifier=_backbone(meta["embedder"], embedder))
+    query = (query_from_video(embedder, video, at, meta["window"], analyzer) if video is not None
+             else query_from_image(embedder, image, analyzer))
+    conn = _connect(db)
+    if TABLE not in conn.table_names():
+        raise InputError(db, "the index holds no fragment yet")
+    hits = conn.open_table(TABLE).search(query.astype(np.float32)).distance_type("cosine").limit(k).to_pandas()
+    hits["similarity"] = 1.0 - hits["_distance"]
+    return hits.drop(columns=["vector", "_distance"]).reset_index(drop=True)

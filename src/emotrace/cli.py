@@ -16,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Read human emotion from faces in images and videos.",
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts contain [extras] that Rich would read as markup
 )
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Expression model (see `emotrace models`).")]
@@ -429,7 +430,7 @@ def eval_cmd(
 
 
 train_app = typer.Typer(help="Train models (needs the train extra: pip install -e '.[train]').",
-                        no_args_is_help=True)
+                        no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(train_app, name="train")
 
 

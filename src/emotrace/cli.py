@@ -485,6 +485,32 @@ def train_embedding_cmd(
                f"{Path(cfg['output_dir']) / cfg['name']}")
 
 
+@train_app.command("temporal")
+def train_temporal_cmd(
+    config: Annotated[Path | None, typer.Option(help="YAML config (see configs/temporal_*.yaml).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a TCN or GRU over per-frame embeddings of face tracks (pseudo-labels + consistency)."""
+    try:
+        from emotrace.train.config import load_config
+        from emotrace.train.temporal import DEFAULTS, train_temporal
+    except ImportError as exc:
+        _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
+        raise typer.Exit(2) from None
+    try:
+        cfg = load_config(config, overrides or [], DEFAULTS)
+        results = train_temporal(cfg, progress=not quiet)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        _fail(f"{config}: {exc}")
+        raise typer.Exit(2) from None
+    for split in ("all", "heldout"):
+        raw, model = results["raw"][split], results["model"][split]
+        typer.echo(f"{split:8} flips/s raw {raw['flips_per_s']:.3f} -> {model['flips_per_s']:.3f}; "
+                   f"agreement with clip labels {raw['agreement']:.3f} -> {model['agreement']:.3f} "
+                   f"({model['labelled_tracks']} labelled tracks)")
+
+
 def main() -> None:
     try:
         app()

@@ -43,3 +43,22 @@ def test_tcn_fewer_flips_on_real_tracks(tmp_path):
     assert model["flips_per_s"] * 2 <= raw["flips_per_s"], (raw, model)
     assert model["agreement"] >= raw["agreement"] - 0.05, (raw, model)
     assert (tmp_path / kind / "temporal.pt").is_file()
+
+
+def test_audio_visual_fusion_runs_with_and_without_sound(tmp_path):
+    pytest.importorskip("opensmile")
+    from conftest import PYFEAT
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(PYFEAT / "single_face.mp4", videos / "with_sound.mp4")  # has an audio track
+    shutil.copy(STYLETALK / "style_clips" / "sadgirl_clip1.mp4", videos / "no_sound.mp4")
+    cfg = load_config(None, ["name=av", f"output_dir={tmp_path}", f"data.videos={videos}",
+                             "data.audio=true", "train.epochs=2", "data.heldout_every=2",
+                             f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], DEFAULTS)
+    results = train_temporal(cfg, progress=False)
+    assert results["model"]["all"]["tracks"] == 2
+    import torch
+
+    saved = torch.load(tmp_path / "av" / "temporal.pt", weights_only=False)
+    assert saved["in_dim"] == 512 + 88  # visual embedding + eGeMAPS

@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "output_dir": "runs",
     "backbone": "emotrace-ferplus8",
-    "data": {"videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4},
+    # audio: fuse per-second eGeMAPS features of the video's sound (zeros where it has none)
+    "data": {"videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4, "audio": False},
     "model": {"kind": "tcn", "hidden": 128, "dropout": 0.1},  # tcn | gru
     "train": {"epochs": 30, "window": 32, "batch_size": 32, "lr": 2e-3, "consistency": 5.0,
               "threads": 0},
@@ -41,11 +42,11 @@ DEFAULTS: dict[str, Any] = {
 
 
 # -- 1. tracks ----------------------------------------------------------------------------------
-def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path) -> dict:
+def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path, audio: bool = False) -> dict:
     """{"labels": class names, "tracks": [...]}: every face track (>= 4 frames) of every video
     under `folder`: backbone embeddings (T, D), frame probabilities (T, K), timestamps (T,),
     video path and weak label (if any)."""
-    path = cache / f"tracks_{backbone}_{Path(folder).name}_{fps:g}.pt"
+    path = cache / f"tracks_{backbone}_{Path(folder).name}_{fps:g}{'_audio' if audio else ''}.pt"
     if path.is_file():
         return torch.load(path, weights_only=False)
     from emotrace.pipeline import Analyzer
@@ -62,6 +63,11 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path) -> d
     tracks: list[dict] = []
     for video in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
         result = analyzer.analyze_video(video, fps=fps, progress=False)
+        sound = None
+        if audio:
+            from emotrace.audio import audio_features
+
+            sound = audio_features(video, 1.0)
         per: dict[int, list] = {}
         for f in result.frames:
             for i, t in enumerate(f.track_ids):
@@ -72,6 +78,8 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path) -> d
                                "t": np.array([x[0] for x in items], np.float64),
                                "x": np.stack([x[1] for x in items]).astype(np.float32),
                                "p": np.stack([x[2] for x in items]).astype(np.float32)})
+                if sound is not None:
+                    tracks[-1]["a"] = sound.at(tracks[-1]["t"], 1.0)
     if not tracks:
         raise ValueError(f"no face track of 4 frames or more in the videos under {folder}")
     data = {"labels": list(analyzer.labels), "tracks": tracks}
@@ -176,8 +184,13 @@ def train_temporal(cfg: dict, progress: bool = True) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
     data = load_tracks(cfg["backbone"], cfg["data"]["videos"], cfg["data"]["fps"],
-                       Path(cfg["output_dir"]) / "cache")
+                       Path(cfg["output_dir"]) / "cache", cfg["data"]["audio"])
     names, tracks = data["labels"], data["tracks"]
+    if cfg["data"]["audio"]:  # fusion: standardised acoustic features joined to each frame
+        stacked = np.concatenate([tr["a"] for tr in tracks])
+        mu, sd = stacked.mean(0), stacked.std(0) + 1e-6
+        tracks = [{**tr, "x": np.concatenate([tr["x"], (tr["a"] - mu) / sd], axis=1).astype(np.float32)}
+                  for tr in tracks]
     videos = sorted({tr["video"] for tr in tracks})
     heldout = set(videos[:: cfg["data"]["heldout_every"]])
     train = [tr for tr in tracks if tr["video"] not in heldout]

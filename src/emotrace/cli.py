@@ -323,6 +323,9 @@ def probe_cmd(
     embeddings: Annotated[Path | None, typer.Argument(help="Table of embeddings and labels (.parquet, .csv or .npz; see docs).", show_default=False)] = None,
     backbone: Annotated[str | None, typer.Option(help="Instead of a table: embed FER+ train/valid/test with this model (registry name or embedding head .onnx).")] = None,
     limit: Annotated[int | None, typer.Option(help="With --backbone: at most this many faces per split.")] = None,
+    videomae: Annotated[Path | None, typer.Option(help="Instead of a table: a local VideoMAE checkpoint folder; embeds windows of the labelled videos in --videos.")] = None,
+    videos: Annotated[Path | None, typer.Option(help="With --videomae: a folder of videos with index.csv (file, weak_label_from_filename).")] = None,
+    window: Annotated[float, typer.Option(help="With --videomae: clip window (s).")] = 2.0,
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for probe.json and probe_curves.png.")] = Path("probe"),
     epochs: Annotated[int, typer.Option(help="Most MLP epochs (early stopping on valid macro-F1).")] = 60,
 ) -> None:
@@ -332,14 +335,21 @@ def probe_cmd(
     except ImportError as exc:
         _fail(f"probes need PyTorch and scikit-learn: pip install -e '.[train]' ({exc})")
         raise typer.Exit(2) from None
-    if (embeddings is None) == (backbone is None):
-        _fail("give either a table of embeddings or --backbone MODEL")
+    if sum(x is not None for x in (embeddings, backbone, videomae)) != 1:
+        _fail("give one of: a table of embeddings, --backbone MODEL, --videomae DIR --videos FOLDER")
         raise typer.Exit(2)
     try:
-        if backbone is not None:
+        if videomae is not None:
+            from emotrace.train.videomae import clip_table
+
+            if videos is None:
+                _fail("--videomae needs --videos FOLDER")
+                raise typer.Exit(2)
+            embeddings = clip_table(videomae, videos, outdir / "videomae_clips.npz", window)
+        elif backbone is not None:
             embeddings = embeddings_from_faces(backbone, outdir / f"{Path(backbone).stem}_ferplus.npz", limit)
         report = run_probe(embeddings, outdir, epochs)
-    except (EmotraceError, ValueError) as exc:
+    except (EmotraceError, RuntimeError, ValueError) as exc:
         _fail(str(exc))
         raise typer.Exit(2) from None
     for name in ("mlp", "svm"):

@@ -521,6 +521,29 @@ def train_temporal_cmd(
                    f"({model['labelled_tracks']} labelled tracks)")
 
 
+@train_app.command("clip")
+def train_clip_cmd(
+    config: Annotated[Path | None, typer.Option(help="YAML config (see configs/clip_*.yaml).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a clip embedder: frame embeddings of a window pooled by mean, attention, GRU or TCN."""
+    try:
+        from emotrace.train.clip import DEFAULTS, train_clip
+        from emotrace.train.config import load_config
+    except ImportError as exc:
+        _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
+        raise typer.Exit(2) from None
+    try:
+        cfg = load_config(config, overrides or [], DEFAULTS)
+        r = train_clip(cfg, progress=not quiet)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        _fail(f"{config}: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"{cfg['name']} ({r['kind']}): held-out window same-vs-different ROC-AUC "
+               f"{r['heldout_auc']:.4f} (mean-pooled frame embeddings {r['mean_pooled_frames_auc']:.4f})")
+
+
 def main() -> None:
     try:
         app()

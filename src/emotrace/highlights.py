@@ -53,7 +53,8 @@ def parse_offsets(text: str | None, n: int) -> list[float]:
     except ValueError:
         raise ValueError(f"--offsets must be numbers separated by commas, got {text!r}") from None
     if len(values) != n:
-        raise ValueError(f"--offsets gives {len(values)} values for {n} recordings")
+        raise ValueError(f"--offsets gives {len(values)} value{'s' * (len(values) != 1)} for "
+                         f"{n} recording{'s' * (n != 1)}")
     return values
 
 

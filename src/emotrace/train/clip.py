@@ -1,0 +1,161 @@
+"""Clip embeddings: frame embeddings over a window pooled by mean, attention, GRU or TCN.
+
+`emotrace train clip --config ...` learns a pooler on windows cut from real face tracks (the
+cached tracks of `emotrace train temporal`): a window's pseudo-label is the frame model's
+dominant emotion over it, and two overlapping windows of one track are the same instance.
+Loss: supervised contrastive on the pseudo-labels + NT-Xent over the instance pairs (both
+pytorch-metric-learning's SupConLoss). Judged on held-out videos by the same-vs-different
+ROC-AUC of the window embeddings (pseudo-labels), against plain mean pooling of the frames.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emotrace.embedding_eval import roc_auc
+from emotrace.tables import write_json
+from emotrace.train.temporal import TCNBlock, load_tracks
+
+KINDS = ("mean", "attention", "gru", "tcn")
+DEFAULTS: dict[str, Any] = {
+    "name": "clip",
+    "seed": 0,
+    "output_dir": "runs",
+    "backbone": "emotrace-ferplus8",
+    "data": {"videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4, "window": 20},
+    "model": {"kind": "attention", "hidden": 256, "out": 128},
+    "train": {"epochs": 20, "batch_size": 128, "lr": 1e-3, "temperature": 0.1, "instance_weight": 0.5},
+    "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-clip"},
+}
+
+
+class ClipPooler(nn.Module):
+    """(B, T, D) frame embeddings -> (B, out) unit-length clip embedding.
+
+    mean: average, then a linear projection; attention: a learned score per frame, softmax
+    over time, weighted average; gru: bidirectional GRU, last states of both directions; tcn:
+    three dilated residual convolutions, then the average.
+    """
+
+    def __init__(self, kind: str, in_dim: int, hidden: int = 256, out: int = 128) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.kind = kind
+        self.inp = nn.Linear(in_dim, hidden)
+        if kind == "attention":
+            self.score = nn.Sequential(nn.Tanh(), nn.Linear(hidden, 1))
+        elif kind == "gru":
+            self.seq = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+        elif kind == "tcn":
+            self.seq = nn.Sequential(*[TCNBlock(hidden, d, 0.1) for d in (1, 2, 4)])
+        self.out = nn.Linear(hidden, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        if self.kind == "mean":
+            pooled = h.mean(1)
+        elif self.kind == "attention":
+            w = torch.softmax(self.score(h), dim=1)  # (B, T, 1)
+            pooled = (w * h).sum(1)
+        elif self.kind == "gru":
+            _, last = self.seq(torch.relu(h))  # (2, B, hidden / 2)
+            pooled = torch.cat([last[0], last[1]], dim=1)
+        else:
+            pooled = self.seq(torch.relu(h).transpose(1, 2)).mean(2)
+        return nn.functional.normalize(self.out(pooled), dim=1)
+
+
+def cut_windows(tracks: list[dict], length: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(windows (N, length, D), pseudo-labels (N,), track ids (N,)) of every track."""
+    xs, ys, ids = [], [], []
+    for k, tr in enumerate(tracks):
+        for s in range(0, len(tr["x"]) - length + 1, stride):
+            xs.append(tr["x"][s:s + length])
+            ys.append(int(tr["p"][s:s + length].mean(0).argmax()))
+            ids.append(k)
+    return np.stack(xs), np.array(ys), np.array(ids)
+
+
+def window_auc(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
+    """Same-vs-different ROC-AUC of window embeddings over sampled pairs."""
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(emb), 50_000), rng.integers(0, len(emb), 50_000)
+    keep = i != j
+    i, j = i[keep], j[keep]
+    cos = np.einsum("nd,nd->n", emb[i], emb[j])
+    same = labels[i] == labels[j]
+    return roc_auc(cos[same], cos[~same])
+
+
+def train_clip(cfg: dict, progress: bool = True) -> dict:
+    import mlflow
+    from pytorch_metric_learning.losses import SupConLoss
+
+    torch.manual_seed(cfg["seed"])
+    rng = np.random.default_rng(cfg["seed"])
+    run_dir = Path(cfg["output_dir"]) / cfg["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
+    d, m, t = cfg["data"], cfg["model"], cfg["train"]
+    data = load_tracks(cfg["backbone"], d["videos"], d["fps"], Path(cfg["output_dir"]) / "cache")
+    tracks = data["tracks"]
+    videos = sorted({tr["video"] for tr in tracks})
+    heldout = set(videos[:: d["heldout_every"]])
+    train_tr = [tr for tr in tracks if tr["video"] not in heldout]
+    test_tr = [tr for tr in tracks if tr["video"] in heldout]
+    L = d["window"]
+    x_tr, y_tr, id_tr = cut_windows(train_tr, L, max(1, L // 4))
+    x_te, y_te, _ = cut_windows(test_tr, L, L)
+    if not len(x_tr) or not len(x_te):
+        raise ValueError(f"no window of {L} frames in the train or held-out tracks")
+    base = x_te.mean(1)
+    base_auc = window_auc(base / np.linalg.norm(base, axis=1, keepdims=True), y_te)
+
+    model = ClipPooler(m["kind"], x_tr.shape[2], m["hidden"], m["out"])
+    opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
+    sup = SupConLoss(temperature=t["temperature"])
+    history = []
+    mlflow.set_tracking_uri(cfg["tracking"]["uri"])
+    mlflow.set_experiment(cfg["tracking"]["experiment"])
+    with mlflow.start_run(run_name=cfg["name"]):
+        mlflow.log_params({"kind": m["kind"], "window": L, "epochs": t["epochs"]})
+        mlflow.log_metric("mean_pooled_frames_auc", base_auc)
+        for epoch in range(t["epochs"]):
+            model.train()
+            perm = rng.permutation(len(x_tr))
+            total = 0.0
+            for s in range(0, len(perm), t["batch_size"]):
+                b = perm[s:s + t["batch_size"]]
+                emb = model(torch.from_numpy(x_tr[b]))
+                loss = sup(emb, torch.from_numpy(y_tr[b]))
+                # the same track's windows are one instance (overlapping windows agree)
+                loss = loss + t["instance_weight"] * sup(emb, torch.from_numpy(id_tr[b]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+            model.eval()
+            with torch.no_grad():
+                auc = window_auc(model(torch.from_numpy(x_te)).numpy(), y_te)
+            history.append({"epoch": epoch + 1, "loss": total, "heldout_auc": auc})
+            mlflow.log_metrics({"loss": total, "heldout_auc": auc}, step=epoch + 1)
+            if progress:
+                print(f"epoch {epoch + 1}: loss {total:.3f}, held-out window AUC {auc:.4f} "
+                      f"(mean-pooled frames {base_auc:.4f})")
+        # the last epoch is kept: the held-out videos are the test set, so no epoch is
+        # chosen by them
+        best = history[-1]["heldout_auc"]
+        torch.save({"model": copy.deepcopy(model.state_dict()), "config": cfg,
+                    "in_dim": x_tr.shape[2]}, run_dir / "clip.pt")
+    results = {"kind": m["kind"], "heldout_auc": best, "mean_pooled_frames_auc": base_auc,
+               "train_windows": len(x_tr), "heldout_windows": len(x_te), "history": history}
+    write_json(results, run_dir / "metrics.json")
+    return results

@@ -15,6 +15,7 @@ from emotrace.train.config import load_config
 from emotrace.train.embedding import (
     DEFAULTS,
     LOSSES,
+    HardNegativeClassSampler,
     ProjectionHead,
     batch_loss,
     build_loss,
@@ -76,3 +77,20 @@ def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     report = evaluate_embedding(str(run / "head.onnx"), "ferplus-test", None, limit=200,
                                 train_sample=300)
     assert 150 < report["n"] <= 200 and 0.5 < report["same_vs_different_roc_auc"] <= 1
+
+
+def test_hard_negative_sampler_groups_confusable_classes(features):
+    x, _, y = features
+    sampler = HardNegativeClassSampler(x, y, m=8, classes_per_batch=3, length=240)
+    idx = np.array(list(iter(sampler)))
+    assert len(idx) == len(sampler) == 240
+    classes = np.unique(y)
+    for batch in idx.reshape(-1, 24):
+        present = np.unique(y[batch])
+        assert len(present) <= 3 and all((y[batch] == c).sum() % 8 == 0 for c in present)
+    # a batch's classes are the anchor and its nearest centroids
+    first = y[idx[:24]]
+    anchor = np.searchsorted(classes, first[0])
+    assert set(classes[sampler.neighbours[anchor]]) == set(np.unique(first))
+    with pytest.raises(ValueError, match="classes_per_batch"):
+        HardNegativeClassSampler(x, y, 8, 1, 10)

@@ -13,7 +13,8 @@ Read top to bottom:
    (`triplet`), VICReg between the two views (`vicreg`, non-contrastive), or ArcFace class
    proxies with an angular margin (`arcface`). With temporal
    positives, an NT-Xent term over the video windows is added (weight `temporal.weight`).
-   Batches come from an m-per-class sampler (`MPerClassSampler`) so every batch has positives.
+   Batches come from an m-per-class sampler (`MPerClassSampler`) so every batch has positives,
+   or from `HardNegativeClassSampler` (the most confusable classes together).
 4. Each epoch: same-vs-different ROC-AUC and same-minus-opposite cosine on FER+ valid; the best
    epoch is kept; early stopping.
 5. Export the head to ONNX (its metadata names the backbone, so `FaceEmbedder` can run it
@@ -61,8 +62,9 @@ DEFAULTS: dict[str, Any] = {
         "arc_margin": 28.6, "arc_scale": 30.0,  # arcface: margin (degrees), logit scale
     },
     "temporal": {"videos": None, "window_s": 1.0, "weight": 0.5},  # folder of videos or null
+    # sampler: m-per-class (every class in every batch) | hard-negative (confusable classes)
     "train": {"epochs": 20, "batch_size": 256, "m_per_class": 32, "lr": 1e-3,
-              "weight_decay": 1e-4, "patience": 4, "threads": 0},
+              "weight_decay": 1e-4, "patience": 4, "threads": 0, "sampler": "m-per-class"},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-embedding"},
 }
 LOSSES = ("supcon", "ntxent", "triplet", "vicreg", "arcface")
@@ -142,6 +144,41 @@ def ntxent(temperature: float):
     from pytorch_metric_learning import losses
 
     return losses.SupConLoss(temperature=temperature)
+
+
+class HardNegativeClassSampler(torch.utils.data.Sampler):
+    """Batches of the most confusable classes: each batch takes a random anchor class and the
+    `classes_per_batch - 1` classes whose feature centroids are nearest to it (cosine), with
+    `m` samples of each, so negatives in a batch are hard ones (fear next to surprise, sadness
+    next to neutral) rather than random. Yields indices batch after batch, like
+    pytorch-metric-learning's MPerClassSampler, `length` indices in all."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, m: int, classes_per_batch: int,
+                 length: int, seed: int = 0) -> None:
+        classes = np.unique(labels)
+        if not 2 <= classes_per_batch <= len(classes):
+            raise ValueError(f"classes_per_batch must be in 2..{len(classes)}, got {classes_per_batch}")
+        if m < 1:
+            raise ValueError(f"m must be >= 1, got {m}")
+        unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        cent = np.stack([unit[labels == c].mean(0) for c in classes])
+        cent /= np.linalg.norm(cent, axis=1, keepdims=True)
+        sim = cent @ cent.T
+        np.fill_diagonal(sim, np.inf)  # the anchor itself sorts first
+        self.neighbours = np.argsort(-sim, axis=1)[:, :classes_per_batch]
+        self.members = [np.flatnonzero(labels == c) for c in classes]
+        self.m, self.length, self.rng = m, length, np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self):
+        out: list[int] = []
+        while len(out) < self.length:
+            anchor = self.rng.integers(len(self.members))
+            for c in self.neighbours[anchor]:
+                out.extend(self.rng.choice(self.members[c], self.m).tolist())
+        return iter(out[: self.length])
 
 
 def build_loss(cfg: dict):
@@ -244,8 +281,15 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
     params = list(head.parameters()) + list(loss_fn.parameters())  # arcface learns its proxies
     opt = torch.optim.AdamW(params, lr=t["lr"], weight_decay=t["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t["epochs"])
-    sampler = MPerClassSampler(y_tr, m=t["m_per_class"], batch_size=t["batch_size"],
-                               length_before_new_iter=len(y_tr))
+    if t["sampler"] == "hard-negative":
+        sampler = HardNegativeClassSampler(x_tr, y_tr, t["m_per_class"],
+                                           max(2, t["batch_size"] // t["m_per_class"]), len(y_tr),
+                                           cfg["seed"])
+    elif t["sampler"] == "m-per-class":
+        sampler = MPerClassSampler(y_tr, m=t["m_per_class"], batch_size=t["batch_size"],
+                                   length_before_new_iter=len(y_tr))
+    else:
+        raise ValueError(f"unknown sampler {t['sampler']!r}; valid: m-per-class, hard-negative")
     tx, tx2, ty = map(torch.from_numpy, (x_tr, x2_tr, y_tr))
 
     base = valid_scores(_unit(x_va), y_va, names)  # the frozen backbone's own embedding

@@ -69,6 +69,7 @@ class Job:
     finished: float | None = None
     table: object = None  # pandas DataFrame once done
     labels: tuple[str, ...] = ()
+    results: dict | None = None  # the JSON results once done
 
     def public(self, with_results: bool = True) -> dict:
         out = {"id": self.id, "filename": self.filename, "status": self.status,
@@ -77,17 +78,21 @@ class Job:
         if self.error:
             out["error"] = self.error
         if self.status == "done" and with_results:
-            df = self.table
-            tracks = track_summary(df, self.labels)
-            faces = df[df["face"] >= 0]
-            out["results"] = {
-                "frames": int(df["frame"].nunique()), "faces": len(faces),
-                "tracks": _records(tracks),
-                "faces_table": _records(faces),
-                "download": {"csv": f"/v1/jobs/{self.id}/faces.csv",
-                             "parquet": f"/v1/jobs/{self.id}/faces.parquet"},
-            }
+            out["results"] = self.results
         return out
+
+    def finish(self, table, labels: tuple[str, ...]) -> None:
+        """Keep the table and build the JSON results once: a job is polled many times."""
+        self.table, self.labels = table, labels
+        faces = table[table["face"] >= 0]
+        self.results = {
+            "frames": int(table["frame"].nunique()), "faces": len(faces),
+            "tracks": _records(track_summary(table, labels)),
+            "faces_table": _records(faces),
+            "download": {"csv": f"/v1/jobs/{self.id}/faces.csv",
+                         "parquet": f"/v1/jobs/{self.id}/faces.parquet"},
+        }
+        self.status = "done"
 
 
 def _records(df) -> list[dict]:
@@ -178,10 +183,8 @@ class Service:
 
                 result = analyzer.analyze_video(job.path, fps=job.fps, progress=False,
                                                 on_frame=count)
-                job.labels = result.labels
                 job.frames_total = job.frames_done  # the estimate from the header, made exact
-                job.table = result.to_pandas().assign(source=job.filename)
-                job.status = "done"
+                job.finish(result.to_pandas().assign(source=job.filename), result.labels)
             except InputError as exc:
                 job.status, job.error = "failed", f"{job.filename}: {exc.problem}"
             except Exception as exc:  # noqa: BLE001 -- a job's failure is reported, the worker lives on

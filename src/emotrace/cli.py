@@ -452,43 +452,55 @@ def train_classifier_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune the expression classifier (augmentation, soft labels, VA heads; MLflow)."""
-    try:
-        from emotrace.train.config import load_config
-        from emotrace.train.loop import train_classifier
-    except ImportError as exc:
-        _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
-        raise typer.Exit(2) from None
-    try:
-        cfg = load_config(config, overrides or [])
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        _fail(f"{config}: {exc}")
-        raise typer.Exit(2) from None
-    results = train_classifier(cfg, resume=resume, progress=not quiet)
+    module, cfg = _training_config("loop", config, overrides)
+    results = module.train_classifier(cfg, resume=resume, progress=not quiet)
     test = results.get("test", {})
     typer.echo(f"{cfg['name']}: test accuracy {test.get('accuracy', float('nan')):.4f}, "
                f"macro-F1 {test.get('macro_f1', float('nan')):.4f} -> "
                f"{Path(cfg['output_dir']) / cfg['name']}")
 
 
-@train_app.command("embedding")
-def train_embedding_cmd(
-    config: Annotated[Path | None, typer.Option(help="YAML config (see configs/embedding_*.yaml).")] = None,
-    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
-    quiet: QuietOpt = False,
-) -> None:
-    """Train an emotion-aware embedding head (SupCon, NT-Xent, triplet or VICReg; MLflow)."""
+def _training_config(module: str, config: Path | None, overrides: list[str] | None):
+    """Import `emotrace.train.<module>` (the train extra) and load its config: its own
+    DEFAULTS (the classifier's when it has none) <- the YAML file <- the overrides. Exits with
+    one line when PyTorch is missing or the config is bad."""
+    import importlib
+
     try:
         from emotrace.train.config import load_config
-        from emotrace.train.embedding import DEFAULTS, train_embedding
+
+        mod = importlib.import_module(f"emotrace.train.{module}")
     except ImportError as exc:
         _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
         raise typer.Exit(2) from None
     try:
-        cfg = load_config(config, overrides or [], DEFAULTS)
-        results = train_embedding(cfg, progress=not quiet)
+        return mod, load_config(config, overrides or [], getattr(mod, "DEFAULTS", None))
     except (OSError, KeyError, TypeError, ValueError) as exc:
         _fail(f"{config}: {exc}")
         raise typer.Exit(2) from None
+
+
+def _train(module: str, function: str, config: Path | None, overrides: list[str] | None,
+           quiet: bool) -> tuple[dict, dict]:
+    """(config, results) of `emotrace.train.<module>.<function>(cfg)`; a bad setting found
+    while training exits with one line."""
+    mod, cfg = _training_config(module, config, overrides)
+    try:
+        return cfg, getattr(mod, function)(cfg, progress=not quiet)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        _fail(f"{config}: {exc}")
+        raise typer.Exit(2) from None
+
+
+ConfigOpt = Annotated[Path | None, typer.Option(help="YAML config (see configs/).")]
+OverridesArg = Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")]
+
+
+@train_app.command("embedding")
+def train_embedding_cmd(config: ConfigOpt = None, overrides: OverridesArg = None,
+                        quiet: QuietOpt = False) -> None:
+    """Train an emotion-aware embedding head (SupCon, NT-Xent, triplet or VICReg; MLflow)."""
+    cfg, results = _train("embedding", "train_embedding", config, overrides, quiet)
     test = results["test"]
     typer.echo(f"{cfg['name']}: FER+ test same-vs-different ROC-AUC {test['same_vs_different_roc_auc']:.4f}, "
                f"same-opposite {test.get('same_minus_opposite', float('nan')):.3f} -> "
@@ -496,24 +508,10 @@ def train_embedding_cmd(
 
 
 @train_app.command("temporal")
-def train_temporal_cmd(
-    config: Annotated[Path | None, typer.Option(help="YAML config (see configs/temporal_*.yaml).")] = None,
-    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
-    quiet: QuietOpt = False,
-) -> None:
+def train_temporal_cmd(config: ConfigOpt = None, overrides: OverridesArg = None,
+                       quiet: QuietOpt = False) -> None:
     """Train a TCN or GRU over per-frame embeddings of face tracks (pseudo-labels + consistency)."""
-    try:
-        from emotrace.train.config import load_config
-        from emotrace.train.temporal import DEFAULTS, train_temporal
-    except ImportError as exc:
-        _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
-        raise typer.Exit(2) from None
-    try:
-        cfg = load_config(config, overrides or [], DEFAULTS)
-        results = train_temporal(cfg, progress=not quiet)
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        _fail(f"{config}: {exc}")
-        raise typer.Exit(2) from None
+    _, results = _train("temporal", "train_temporal", config, overrides, quiet)
     for split in ("all", "heldout"):
         raw, model = results["raw"][split], results["model"][split]
         typer.echo(f"{split:8} flips/s raw {raw['flips_per_s']:.3f} -> {model['flips_per_s']:.3f}; "
@@ -522,24 +520,10 @@ def train_temporal_cmd(
 
 
 @train_app.command("clip")
-def train_clip_cmd(
-    config: Annotated[Path | None, typer.Option(help="YAML config (see configs/clip_*.yaml).")] = None,
-    overrides: Annotated[list[str] | None, typer.Argument(help="key.sub=value overrides.")] = None,
-    quiet: QuietOpt = False,
-) -> None:
+def train_clip_cmd(config: ConfigOpt = None, overrides: OverridesArg = None,
+                   quiet: QuietOpt = False) -> None:
     """Train a clip embedder: frame embeddings of a window pooled by mean, attention, GRU or TCN."""
-    try:
-        from emotrace.train.clip import DEFAULTS, train_clip
-        from emotrace.train.config import load_config
-    except ImportError as exc:
-        _fail(f"training needs PyTorch and friends: pip install -e '.[train]' ({exc})")
-        raise typer.Exit(2) from None
-    try:
-        cfg = load_config(config, overrides or [], DEFAULTS)
-        r = train_clip(cfg, progress=not quiet)
-    except (OSError, KeyError, TypeError, ValueError) as exc:
-        _fail(f"{config}: {exc}")
-        raise typer.Exit(2) from None
+    cfg, r = _train("clip", "train_clip", config, overrides, quiet)
     typer.echo(f"{cfg['name']} ({r['kind']}): held-out window same-vs-different ROC-AUC "
                f"{r['heldout_auc']:.4f} (mean-pooled frame embeddings {r['mean_pooled_frames_auc']:.4f})")
 

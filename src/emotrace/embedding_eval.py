@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 from scipy.stats import mannwhitneyu
 
 from emotrace.datasets import FaceSet, ferplus, load_named
 from emotrace.embed import FaceEmbedder
+from emotrace.evaluate import face_batches
 from emotrace.labels import canonical
 from emotrace.tables import atomic_write, write_json
 
@@ -35,13 +35,7 @@ NEGATIVE = frozenset({"sad", "anger", "disgust", "fear"})
 
 def face_embeddings(embedder: FaceEmbedder, faces: FaceSet, batch_size: int = 64) -> np.ndarray:
     """Unit-length embeddings (N, D) of already cropped faces (resized to the model input)."""
-    out = []
-    size = embedder.size
-    for start in range(0, len(faces), batch_size):
-        chunk = faces.images[start:start + batch_size]
-        bgr = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f[..., ::-1],
-                                   (size, size), interpolation=cv2.INTER_LINEAR) for f in chunk])
-        out.append(embedder(bgr, batch_size))
+    out = [embedder(bgr, batch_size) for bgr in face_batches(faces, embedder.size, batch_size)]
     return np.concatenate(out).astype(np.float32)
 
 

@@ -3,6 +3,7 @@ recall, confusion matrix PNG, expected calibration error. ONNX Runtime only (no 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -15,18 +16,20 @@ from emotrace.metrics import classification_report, plot_confusion
 from emotrace.tables import write_json
 
 
-def face_probs(clf: ExpressionClassifier, faces: FaceSet, batch_size: int = 64) -> np.ndarray:
-    """Classify already cropped faces: each is resized to the model's input (bilinear)."""
-    out = []
-    size = clf.size
+def face_batches(faces: FaceSet, size: int, batch_size: int = 64) -> Iterator[np.ndarray]:
+    """Already cropped faces as BGR batches (B, size, size, 3), each resized (bilinear)."""
     for start in range(0, len(faces), batch_size):
         chunk = faces.images[start : start + batch_size]
-        bgr = np.stack([
+        yield np.stack([
             cv2.resize(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2 else f[..., ::-1],
                        (size, size), interpolation=cv2.INTER_LINEAR)
             for f in chunk
         ])
-        out.append(clf(bgr, batch_size).probs)
+
+
+def face_probs(clf: ExpressionClassifier, faces: FaceSet, batch_size: int = 64) -> np.ndarray:
+    """Classify already cropped faces: each is resized to the model's input (bilinear)."""
+    out = [clf(bgr, batch_size).probs for bgr in face_batches(faces, clf.size, batch_size)]
     return np.concatenate(out) if out else np.zeros((0, len(clf.labels)), np.float32)
 
 

@@ -121,6 +121,12 @@ def read_index(db: str | Path) -> tuple[pd.DataFrame, dict]:
     return conn.open_table(TABLE).to_pandas(), json.loads((db / META).read_text())
 
 
+def _largest(det):
+    """The largest of the detected faces (the one a query is about)."""
+    area = (det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])
+    return det.take(np.array([int(area.argmax())]))
+
+
 def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, window: float,
                      analyzer: Analyzer) -> np.ndarray:
     """The embedding of the largest face in `video` over [at, at + window)."""
@@ -132,8 +138,7 @@ def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, windo
             break
         det = analyzer.detector(frame.image, analyzer.video_detect_size)
         if len(det):
-            i = int(np.argmax((det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])))
-            vecs.append(embedder(embedder.crops(frame.image, det.take(np.array([i])))[0:1])[0])
+            vecs.append(embedder(embedder.crops(frame.image, _largest(det)))[0])
     if not vecs:
         raise InputError(video, f"no face between {at:g} and {at + window:g} s")
     v = np.mean(vecs, axis=0)
@@ -145,8 +150,7 @@ def query_from_image(embedder: FaceEmbedder, image: str | Path, analyzer: Analyz
     det = analyzer.detector(array, analyzer.image_detect_size)
     if not len(det):
         raise InputError(image, "no face found")
-    i = int(np.argmax((det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])))
-    return embedder(embedder.crops(array, det.take(np.array([i]))))[0]
+    return embedder(embedder.crops(array, _largest(det)))[0]
 
 
 def search(db: str | Path, video: str | Path | None = None, at: float | None = None,

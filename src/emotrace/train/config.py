@@ -81,3 +81,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (),
             nested = {part: nested}
         cfg = _merge(cfg, nested)
     return cfg
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}: a nested config as MLflow parameters."""
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

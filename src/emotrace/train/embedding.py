@@ -45,6 +45,7 @@ from emotrace.embedding_eval import (
     roc_auc,
 )
 from emotrace.tables import write_json
+from emotrace.train.config import flatten
 
 DEFAULTS: dict[str, Any] = {
     "name": "embedding",
@@ -297,7 +298,7 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
     mlflow.set_tracking_uri(cfg["tracking"]["uri"])
     mlflow.set_experiment(cfg["tracking"]["experiment"])
     with mlflow.start_run(run_name=cfg["name"]):
-        mlflow.log_params(_flatten(cfg))
+        mlflow.log_params(flatten(cfg))
         mlflow.log_metrics({"base_" + k: v for k, v in base.items()})
         for epoch in range(t["epochs"]):
             started = time.perf_counter()
@@ -364,13 +365,3 @@ def _window_batch(labels: np.ndarray, size: int) -> np.ndarray:
         if len(members) >= 2:
             out.extend(rng.choice(members, 2, replace=False))
     return np.asarray(out, np.int64)
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

@@ -25,6 +25,7 @@ from emotrace import models
 from emotrace.datasets import FaceSet, load_named
 from emotrace.labels import canonical, va_points
 from emotrace.metrics import classification_report, plot_confusion
+from emotrace.train.config import flatten
 from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss
 from emotrace.train.nets import EmotionNet, load_onnx_weights, onnx_class_head
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
@@ -159,7 +160,7 @@ def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> 
     mlflow.set_tracking_uri(cfg["tracking"]["uri"])
     mlflow.set_experiment(cfg["tracking"]["experiment"])
     with mlflow.start_run(run_name=cfg["name"]):
-        mlflow.log_params(_flatten(cfg))
+        mlflow.log_params(flatten(cfg))
         for epoch in range(start_epoch, t["epochs"]):
             # ---- one epoch ----
             net.train()
@@ -245,13 +246,3 @@ def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> 
             mlflow.log_artifact(str(run_dir / f))
         mlflow.log_artifact(str(onnx_path))
     return results
-
-
-def _flatten(cfg: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in cfg.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out

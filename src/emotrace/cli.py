@@ -476,7 +476,7 @@ def _training_config(module: str, config: Path | None, overrides: list[str] | No
     try:
         return mod, load_config(config, overrides or [], getattr(mod, "DEFAULTS", None))
     except (OSError, KeyError, TypeError, ValueError) as exc:
-        _fail(f"{config}: {exc}")
+        _fail(f"{config or 'config'}: {exc}")
         raise typer.Exit(2) from None
 
 
@@ -488,7 +488,7 @@ def _train(module: str, function: str, config: Path | None, overrides: list[str]
     try:
         return cfg, getattr(mod, function)(cfg, progress=not quiet)
     except (OSError, KeyError, TypeError, ValueError) as exc:
-        _fail(f"{config}: {exc}")
+        _fail(f"{config or 'config'}: {exc}")
         raise typer.Exit(2) from None
 
 

@@ -29,7 +29,7 @@ def db(tmp_path_factory):
 
 def test_index_holds_fragments_with_times(db):
     table, meta = read_index(db)
-    assert meta == {"embedder": "emotrace-ferplus8", "window": 1.0}
+    assert meta == {"embedder": "emotrace-ferplus8", "window": 1.0, "fps": 10.0}
     happy = table[table["source"] == str(HAPPY)].sort_values("start")
     assert happy["start"].tolist() == [0, 1, 2, 3, 4] and (happy["dominant"] == "happy").all()
     assert (table[table["source"] == str(SAD)]["dominant"] == "sad").all()

@@ -362,8 +362,8 @@ def probe_cmd(
 def index_cmd(
     videos: Annotated[list[Path], typer.Argument(help="Video files and/or folders.")],
     db: Annotated[Path, typer.Option(help="Index folder (created if missing).")],
-    window: Annotated[float, typer.Option(help="Fragment length (s).")] = 1.0,
-    embedder: Annotated[str, typer.Option(help="Registry model with an embedding output, or a head .onnx from `emotrace train embedding`.")] = "emotrace-ferplus8",
+    window: Annotated[float | None, typer.Option(help="Fragment length (s); default 1, or a clip pooler's own window.", show_default=False)] = None,
+    embedder: Annotated[str, typer.Option(help="Registry model with an embedding output, a model or head .onnx from `emotrace train embedding`, or a clip pooler clip.onnx from `emotrace train clip`.")] = "emotrace-ferplus8",
     fps: Annotated[float, typer.Option(help="Frames per second analysed.")] = 10.0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -410,6 +410,7 @@ def eval_cmd(
     data: Annotated[str, typer.Option(help="ferplus-test | ferplus-valid | fer2013-private | a class folder | a CSV.")] = "ferplus-test",
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the JSON report and confusion PNG.")] = Path("eval"),
     limit: Annotated[int | None, typer.Option(help="Evaluate a fixed random subset of this size.")] = None,
+    videos: Annotated[Path | None, typer.Option(help="With `eval embedding`: also the label-flip rate between adjacent frames on the videos in this folder.", show_default=False)] = None,
 ) -> None:
     """Accuracy, macro-F1, per-class recall, confusion matrix and ECE of a classifier;
     `eval embedding MODEL`: same- vs opposite-emotion cosine, ROC-AUC, kNN and probe accuracy."""
@@ -422,7 +423,7 @@ def eval_cmd(
             _fail("eval embedding needs a model: emotrace eval embedding MODEL")
             raise typer.Exit(2)
         try:
-            report = evaluate_embedding(embedding_model, data, outdir, limit)
+            report = evaluate_embedding(embedding_model, data, outdir, limit, videos=videos)
         except (EmotraceError, ValueError) as exc:
             _fail(str(exc))
             raise typer.Exit(2) from None
@@ -487,7 +488,7 @@ def _train(module: str, function: str, config: Path | None, overrides: list[str]
     mod, cfg = _training_config(module, config, overrides)
     try:
         return cfg, getattr(mod, function)(cfg, progress=not quiet)
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, EmotraceError) as exc:
         _fail(f"{config or 'config'}: {exc}")
         raise typer.Exit(2) from None
 
@@ -510,8 +511,14 @@ def train_embedding_cmd(config: ConfigOpt = None, overrides: OverridesArg = None
 @train_app.command("temporal")
 def train_temporal_cmd(config: ConfigOpt = None, overrides: OverridesArg = None,
                        quiet: QuietOpt = False) -> None:
-    """Train a TCN or GRU over per-frame embeddings of face tracks (pseudo-labels + consistency)."""
+    """Train a TCN or GRU over per-frame embeddings: of face tracks (pseudo-labels + consistency),
+    or of ABAW / AFEW-VA annotated sequences (data.format=abaw|afew-va data.root=DIR data.task=expr|va|au)."""
     _, results = _train("temporal", "train_temporal", config, overrides, quiet)
+    if "validation" in results:  # human labels: the challenge metrics on the validation set
+        typer.echo(f"{results['format']} {results['task']}: validation "
+                   + ", ".join(f"{k} {v:.4f}" for k, v in results["validation"].items() if k != "score")
+                   + f" ({results['train_sequences']} train / {results['validation_sequences']} validation sequences)")
+        return
     for split in ("all", "heldout"):
         raw, model = results["raw"][split], results["model"][split]
         typer.echo(f"{split:8} flips/s raw {raw['flips_per_s']:.3f} -> {model['flips_per_s']:.3f}; "

@@ -11,7 +11,11 @@ On a labelled face set (FER+ test by default), with L2-normalised embeddings:
 - kNN (k = 10, cosine) and linear-probe (logistic regression) accuracy, fitted on a sample of
   FER+ train and scored on the set;
 - alignment (mean squared distance of same-emotion pairs) and uniformity (log of the mean of
-  exp(-2 d^2) over all pairs; Wang & Isola, 2020): lower is better for both.
+  exp(-2 d^2) over all pairs; Wang & Isola, 2020): lower is better for both;
+- with `videos`: the label-flip rate between adjacent frames of a face track (label changes per
+  second), each frame labelled by the kNN-10 vote of its embedding among the FER+ train sample,
+  next to the model's own classifier labels, and the share of frames agreeing with a clip's weak
+  label from its file name (the `index.csv` of ../shared/data/video), per video set.
 
 Pairs are sampled (up to `max_pairs` of each kind) with a fixed seed, so the numbers repeat.
 """
@@ -92,16 +96,8 @@ def uniformity(emb: np.ndarray, n: int = 5000, seed: int = 0) -> float:
 
 def knn_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray,
                  k: int = 10) -> float:
-    """Majority vote of the k most cosine-similar training embeddings."""
-    correct = 0
-    n_classes = int(max(y_train.max(), y_test.max())) + 1
-    for start in range(0, len(test), 512):
-        sims = test[start:start + 512] @ train.T
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        votes = np.zeros((len(top), n_classes))
-        np.add.at(votes, (np.arange(len(top))[:, None], y_train[top]), 1)
-        correct += int((votes.argmax(axis=1) == y_test[start:start + 512]).sum())
-    return correct / len(test)
+    """Accuracy of the majority vote of the k most cosine-similar training embeddings."""
+    return float((knn_labels(train, y_train, test, k) == y_test).mean())
 
 
 def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray) -> float | None:
@@ -112,6 +108,61 @@ def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
     clf = LogisticRegression(max_iter=2000, C=1.0)
     clf.fit(train, y_train)
     return float((clf.predict(test) == y_test).mean())
+
+
+def knn_labels(train: np.ndarray, y_train: np.ndarray, emb: np.ndarray, k: int = 10) -> np.ndarray:
+    """Majority vote of the k most cosine-similar training embeddings, for each row of `emb`."""
+    out = np.zeros(len(emb), np.int64)
+    n_classes = int(y_train.max()) + 1
+    for start in range(0, len(emb), 512):
+        sims = emb[start:start + 512] @ train.T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        votes = np.zeros((len(top), n_classes))
+        np.add.at(votes, (np.arange(len(top))[:, None], y_train[top]), 1)
+        out[start:start + 512] = votes.argmax(axis=1)
+    return out
+
+
+def video_flip_rates(embedder: FaceEmbedder, folder: str | Path, train_emb: np.ndarray,
+                     y_train: np.ndarray, names: tuple[str, ...]) -> dict:
+    """Flip rate and weak-label agreement on every video under `folder` (see module doc)."""
+    import pandas as pd
+
+    from emotrace.pipeline import Analyzer
+    from emotrace.smooth import flip_rate
+    from emotrace.video import VIDEO_SUFFIXES
+
+    folder = Path(folder)
+    weak: dict[str, str] = {}
+    if (folder / "index.csv").is_file():
+        index = pd.read_csv(folder / "index.csv")
+        weak = {r.file: r.weak_label_from_filename for r in index.itertuples()
+                if isinstance(r.weak_label_from_filename, str)}
+    analyzer = Analyzer(classifier=embedder.backbone_name, embeddings=True)
+    rows = []
+    for video in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
+        result = analyzer.analyze_video(video, progress=False)
+        faces = [(int(t), f.timestamp, f.emotions.top[i], f.emotions.embeddings[i])
+                 for f in result.frames for i, t in enumerate(f.track_ids) if t >= 0]
+        if not faces:
+            continue  # no face: nothing flips
+        df = pd.DataFrame([r[:3] for r in faces], columns=["track_id", "timestamp", "emotion"])
+        emb = embedder.from_backbone(np.stack([r[3] for r in faces]))
+        df["knn"] = np.asarray(names, dtype=object)[knn_labels(train_emb, y_train, emb)]
+        rel = video.relative_to(folder).as_posix()
+        label = canonical(weak[rel]) if rel in weak else None
+        rows.append({
+            "set": rel.split("/")[0] if "/" in rel else "", "file": rel,
+            "flips_per_s_knn": flip_rate(df, "knn"), "flips_per_s_classifier": flip_rate(df),
+            "agreement_knn": float((df["knn"].map(canonical) == label).mean()) if label else None,
+            "agreement_classifier": (float((df["emotion"].map(canonical) == label).mean())
+                                     if label else None)})
+    if not rows:
+        raise ValueError(f"{folder}: no video with a face track")
+    table = pd.DataFrame(rows)
+    sets = table.groupby("set").mean(numeric_only=True)
+    return {"videos": rows, "by_set": {s: {k: (None if pd.isna(v) else float(v)) for k, v in r.items()}
+                                       for s, r in sets.to_dict("index").items()}}
 
 
 def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> Path:
@@ -137,7 +188,8 @@ def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> P
 
 
 def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Path | None = None,
-                       limit: int | None = None, train_sample: int = 6000, seed: int = 0) -> dict:
+                       limit: int | None = None, train_sample: int = 6000, seed: int = 0,
+                       videos: str | Path | None = None) -> dict:
     """All the measures above for `model`'s embedding on `data` (see module doc); `model`:
     a registry model with an embedding output or a head from `emotrace train embedding`."""
     clf = FaceEmbedder(model)
@@ -165,6 +217,8 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
         "linear_probe_accuracy": linear_probe(train_emb, train.labels, emb, faces.labels),
         "train_sample": len(train),
     }
+    if videos is not None:
+        report["video_flips"] = video_flip_rates(clf, videos, train_emb, train.labels, faces.names)
     if report["opposite_mean_cosine"] is not None:
         report["same_minus_opposite"] = report["same_mean_cosine"] - report["opposite_mean_cosine"]
     if outdir is not None:
@@ -188,4 +242,10 @@ def format_embedding_report(r: dict) -> str:
                                              if r["linear_probe_accuracy"] is not None else
                                              "n/a (needs scikit-learn: pip install -e '.[train]')"),
              f"alignment {r['alignment']:.3f}   uniformity {r['uniformity']:.3f}"]
+    for name, v in r.get("video_flips", {}).get("by_set", {}).items():
+        agree = ("" if v["agreement_knn"] is None else
+                 f"; agreement with clip labels {v['agreement_knn']:.3f} (classifier "
+                 f"{v['agreement_classifier']:.3f})")
+        lines.append(f"videos {name or '.'}: label flips/s {v['flips_per_s_knn']:.2f} by kNN on the "
+                     f"embedding (classifier {v['flips_per_s_classifier']:.2f}){agree}")
     return "\n".join(lines)

@@ -3,9 +3,11 @@
     emotrace index VIDEOS... --db DIR [--window 1.0] [--embedder emotrace-ferplus8]
     emotrace search --db DIR (--video FILE --at SECONDS | --image FILE) -k 10
 
-A *fragment* is one face track over one window of `window` seconds: the mean of its frames'
-unit embeddings (`FaceEmbedder`: a registry backbone, or a head from `emotrace train
-embedding`), renormalised, with the video, track, start, end, frame count and dominant emotion.
+A *fragment* is one face track over one window of `window` seconds: its clip embedding
+(`FaceEmbedder.pool`: the renormalised mean of its frames' unit embeddings from a registry
+backbone or a head of `emotrace train embedding`, or a clip pooler of `emotrace train clip`
+over the frames in time order), with the video, track, start, end, frame count and dominant
+emotion. A pooler is best used with the window and frame rate it was trained on (printed).
 Fragments live in a LanceDB table (`DIR/fragments.lance`): embedded (no server), on disk, Arrow
 columns that pandas reads directly, and vector search with cosine distance that scales to
 millions of rows with an ANN index; `DIR/emotrace_index.json` records the embedder and window,
@@ -46,49 +48,48 @@ def fragments_of(analysis, embedder: FaceEmbedder, window: float) -> pd.DataFram
     for frame in analysis.frames:
         if not len(frame):
             continue
-        emb = embedder.from_backbone(frame.emotions.embeddings)
         for i, track in enumerate(frame.track_ids):
             key = (int(track), int(frame.timestamp // window))
-            groups.setdefault(key, []).append((frame.timestamp, emb[i], frame.emotions.probs[i]))
+            groups.setdefault(key, []).append((frame.timestamp, frame.emotions.embeddings[i],
+                                               frame.emotions.probs[i]))
     for (track, w), items in sorted(groups.items()):
-        v = np.mean([e for _, e, _ in items], axis=0)
+        v = embedder.pool(np.stack([e for _, e, _ in items]))
         probs = np.mean([p for _, _, p in items], axis=0)
         rows.append({"source": analysis.info.path, "track_id": track, "start": w * window,
                      "end": (w + 1) * window, "frames": len(items),
                      "dominant": labels[int(probs.argmax())]})
-        vecs.append((v / max(np.linalg.norm(v), 1e-12)).astype(np.float32))
+        vecs.append(v.astype(np.float32))
     df = pd.DataFrame(rows, columns=["source", "track_id", "start", "end", "frames", "dominant"])
     df["vector"] = vecs
     return df
 
 
-def _backbone(spec: str, embedder: FaceEmbedder) -> str:
-    """What the Analyzer should load: the spec itself, or the backbone a head names."""
-    return embedder.backbone.card.name if embedder.head is not None else spec
-
-
-def _check_meta(db: Path, embedder: str, window: float) -> None:
+def _check_meta(db: Path, embedder: str, window: float, fps: float) -> None:
     path = db / META
     if path.is_file():
         meta = json.loads(path.read_text())
-        if meta["embedder"] != embedder or meta["window"] != window:
-            raise ValueError(f"{db} was built with embedder {meta['embedder']!r} and window "
-                             f"{meta['window']} s; use the same, or a new --db")
+        if meta["embedder"] != embedder or meta["window"] != window or meta.get("fps", 10.0) != fps:
+            raise ValueError(f"{db} was built with embedder {meta['embedder']!r}, window "
+                             f"{meta['window']} s and {meta.get('fps', 10.0)} frames/s; use the "
+                             "same, or a new --db")
     else:
         db.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"embedder": embedder, "window": window}) + "\n")
+        path.write_text(json.dumps({"embedder": embedder, "window": window, "fps": fps}) + "\n")
 
 
 def index_videos(videos: Iterable[str | Path], db: str | Path, embedder: str = "emotrace-ferplus8",
-                 window: float = 1.0, fps: float | None = 10.0, progress: bool = True
+                 window: float | None = None, fps: float = 10.0, progress: bool = True
                  ) -> tuple[int, list[InputError]]:
-    """Add every video's fragments to the index; returns (fragments added, failures)."""
-    if window <= 0:
-        raise ValueError(f"window must be > 0, got {window}")
-    db = Path(db)
-    _check_meta(db, embedder, window)
+    """Add every video's fragments to the index; returns (fragments added, failures).
+    `window` (s): 1.0 by default; a clip pooler's own window (its frames / its fps)."""
     emb = FaceEmbedder(embedder)
-    analyzer = Analyzer(classifier=_backbone(embedder, emb), embeddings=True)
+    if window is None:
+        window = emb.clip_window[0] / emb.clip_window[1] if emb.clip_window else 1.0
+    if window <= 0 or fps <= 0:
+        raise ValueError(f"window and fps must be > 0, got {window} and {fps}")
+    db = Path(db)
+    _check_meta(db, embedder, window, fps)
+    analyzer = Analyzer(classifier=emb.backbone_name, embeddings=True)
     conn = _connect(db)
     added, failures = 0, []
     for video in videos:
@@ -128,21 +129,21 @@ def _largest(det):
 
 
 def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, window: float,
-                     analyzer: Analyzer) -> np.ndarray:
-    """The embedding of the largest face in `video` over [at, at + window)."""
+                     analyzer: Analyzer, fps: float = 10.0) -> np.ndarray:
+    """The clip embedding of the largest face in `video` over [at, at + window)."""
     vecs = []
-    for frame in FrameReader(video, fps=10.0):
+    for frame in FrameReader(video, fps=fps):
         if frame.timestamp < at:
             continue
         if frame.timestamp >= at + window:
             break
         det = analyzer.detector(frame.image, analyzer.video_detect_size)
         if len(det):
-            vecs.append(embedder(embedder.crops(frame.image, _largest(det)))[0])
+            crop = embedder.crops(frame.image, _largest(det))
+            vecs.append(embedder.backbone(crop).embeddings[0])
     if not vecs:
         raise InputError(video, f"no face between {at:g} and {at + window:g} s")
-    v = np.mean(vecs, axis=0)
-    return v / max(np.linalg.norm(v), 1e-12)
+    return embedder.pool(np.stack(vecs))
 
 
 def query_from_image(embedder: FaceEmbedder, image: str | Path, analyzer: Analyzer) -> np.ndarray:
@@ -163,8 +164,9 @@ def search(db: str | Path, video: str | Path | None = None, at: float | None = N
         raise InputError(db, "is not a fragment index (build one with `emotrace index VIDEOS --db DIR`)")
     meta = json.loads((db / META).read_text())
     embedder = FaceEmbedder(meta["embedder"])
-    analyzer = Analyzer(classifier=_backbone(meta["embedder"], embedder))
-    query = (query_from_video(embedder, video, at, meta["window"], analyzer) if video is not None
+    analyzer = Analyzer(classifier=embedder.backbone_name)
+    query = (query_from_video(embedder, video, at, meta["window"], analyzer, meta.get("fps", 10.0))
+             if video is not None
              else query_from_image(embedder, image, analyzer))
     conn = _connect(db)
     if TABLE not in conn.table_names():

@@ -99,7 +99,8 @@ def read_afew_va(clip_dir: str | Path) -> tuple[list[Path], np.ndarray]:
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
-    """Mean F1 over the classes, frames with y_true == -1 ignored."""
+    """Mean F1 over the classes that occur in the labels or the predictions (as scikit-learn's
+    macro average), frames with y_true == -1 ignored."""
     keep = y_true >= 0
     t, p = y_true[keep], y_pred[keep]
     scores = []
@@ -107,8 +108,9 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
         tp = np.sum((t == c) & (p == c))
         fp = np.sum((t != c) & (p == c))
         fn = np.sum((t == c) & (p != c))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
-    return float(np.mean(scores))
+        if tp + fp + fn:
+            scores.append(2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def ccc(x: np.ndarray, y: np.ndarray) -> float:

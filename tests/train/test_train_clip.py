@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -35,3 +36,35 @@ def test_tcn_pooler_on_real_windows(tmp_path):
     assert r["train_windows"] > 50 and r["heldout_windows"] > 10
     assert 0.5 < r["heldout_auc"] <= 1 and len(r["history"]) == 4
     assert (tmp_path / "tcn" / "clip.pt").is_file()
+    # the exported pooler (ONNX Runtime, no torch) equals the PyTorch one, over any length
+    from emotrace.embed import FaceEmbedder
+
+    saved = torch.load(tmp_path / "tcn" / "clip.pt", weights_only=False)
+    pooler = ClipPooler("tcn", saved["in_dim"], 256, 128)
+    pooler.load_state_dict(saved["model"])
+    embedder = FaceEmbedder(str(tmp_path / "tcn" / "clip.onnx"))
+    assert embedder.clip_window == (10, 10.0) and embedder.backbone_name == "emotrace-ferplus8"
+    x = torch.randn(13, saved["in_dim"])
+    with torch.no_grad():
+        ref = pooler.eval()(x[None])[0].numpy()
+    assert np.abs(embedder.pool(x.numpy()) - ref).max() < 1e-4
+
+
+def test_index_with_a_clip_pooler(tmp_path):
+    """`emotrace index --embedder clip.onnx`: fragments are the pooler's window (frames / fps),
+    and a moment searched for finds itself first."""
+    from emotrace.index import index_videos, read_index, search
+    from emotrace.train.clip import export_pooler
+
+    pytest.importorskip("lancedb")
+    torch.manual_seed(0)
+    path = export_pooler(ClipPooler("attention", 512, 64, 32), 512, "emotrace-ferplus8", 10, 10.0,
+                         tmp_path / "clip.onnx")
+    happy, sad = (STYLETALK / "style_clips" / n for n in ("happyenglish_clip1.mp4", "sadgirl_clip1.mp4"))
+    added, failures = index_videos([happy, sad], tmp_path / "db", str(path), progress=False)
+    table, meta = read_index(tmp_path / "db")
+    assert not failures and meta == {"embedder": str(path), "window": 1.0, "fps": 10.0}
+    assert added == len(table) == 5 + 3
+    hits = search(tmp_path / "db", video=sad, at=1.0, k=3)
+    assert hits.loc[0, "source"] == str(sad) and hits.loc[0, "start"] == 1.0
+    assert hits.loc[0, "similarity"] > 0.99

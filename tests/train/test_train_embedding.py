@@ -94,3 +94,84 @@ def test_hard_negative_sampler_groups_confusable_classes(features):
     assert set(classes[sampler.neighbours[anchor]]) == set(np.unique(first))
     with pytest.raises(ValueError, match="classes_per_batch"):
         HardNegativeClassSampler(x, y, 8, 1, 10)
+
+
+def test_exported_model_reloads_into_pytorch():
+    """The shipped model rebuilt in PyTorch (the start of fine-tuning) equals ONNX Runtime."""
+    import onnxruntime as ort
+
+    from emotrace import models
+    from emotrace.datasets import ferplus
+    from emotrace.train.nets import load_exported
+    from emotrace.train.transforms import EvalTransform
+
+    path = models.resolve("emotrace-ferplus8")
+    net, labels = load_exported(path)
+    x = EvalTransform(64)(ferplus("test").images[:32])  # real faces, the same input for both
+    with torch.no_grad():
+        out = net.eval()(x)
+    probs, va, emb = ort.InferenceSession(str(path)).run(["probs", "va", "embedding"], {"data": x.numpy()})
+    assert labels == models.get_card("emotrace-ferplus8").labels
+    assert np.abs(torch.softmax(out["logits"], 1).numpy() - probs).max() < 1e-4
+    assert np.abs(out["va"].numpy() - va).max() < 1e-4
+    assert np.abs(out["embedding"].numpy() - emb).max() < 1e-4
+
+
+def test_finetune_mode_trains_backbone_and_exports_one_model(tmp_path):
+    from emotrace.datasets import ferplus
+    from emotrace.train.embedding_finetune import ProjectedEmotionNet
+    from emotrace.train.transforms import EvalTransform
+
+    cfg = load_config(None, [
+        "name=ft", f"output_dir={tmp_path}", "mode=finetune", "data.subset=1024",
+        "data.eval_subset=400", "train.epochs=1", "finetune.max_steps_per_epoch=3",
+        "train.batch_size=64", "train.m_per_class=8", "eval.limit=200", "eval.train_sample=300",
+        f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], DEFAULTS)
+    results = train_embedding(cfg, progress=False)
+    row = results["history"][0]
+    # three small steps from the shipped model keep its classifier working
+    assert row["valid_accuracy"] > 0.7 and 0.5 < row["valid_auc"] <= 1
+    run = tmp_path / "ft"
+    saved = torch.load(run / "best.pt", weights_only=False)
+    net = ProjectedEmotionNet(8, True, 64, 0.0, 512, 128)
+    net.load_state_dict(saved["model"])
+    # the backbone moved (it was trained, not frozen)
+    from emotrace import models
+    from emotrace.train.nets import load_exported
+
+    base, _ = load_exported(models.resolve("emotrace-ferplus8"))
+    assert not torch.equal(base.backbone.features[0][0].weight, net.backbone.features[0][0].weight)
+    # one ONNX model: FaceEmbedder runs it (no torch) and gives the projected embedding
+    import onnxruntime as ort
+
+    x = EvalTransform(64)(ferplus("test").images[:16])
+    with torch.no_grad():
+        ref = net.eval()(x)["embedding"].numpy()
+    got = ort.InferenceSession(str(run / "model.onnx")).run(["embedding"], {"data": x.numpy()})[0]
+    assert got.shape == (16, 128) and np.abs(got - ref).max() < 1e-4
+    embedder = FaceEmbedder(str(run / "model.onnx"))  # what index/eval use: the same file
+    assert embedder.backbone_name == str(run / "model.onnx") and embedder.head is None
+    assert 150 < results["test"]["n"] <= 200
+
+
+def test_flip_rate_of_embedding_labels_on_videos(tmp_path):
+    import shutil
+
+    from conftest import STYLETALK
+
+    videos = tmp_path / "videos" / "styletalk"
+    videos.mkdir(parents=True)
+    for name in ("happyenglish_clip1.mp4", "sadgirl_clip1.mp4"):
+        shutil.copy(STYLETALK / "style_clips" / name, videos / name)
+    (tmp_path / "videos" / "index.csv").write_text(
+        "file,weak_label_from_filename\nstyletalk/happyenglish_clip1.mp4,happy\n"
+        "styletalk/sadgirl_clip1.mp4,sad\n")
+    report = evaluate_embedding("emotrace-ferplus8", "ferplus-test", None, limit=200,
+                                train_sample=1000, videos=tmp_path / "videos")
+    flips = report["video_flips"]
+    assert [v["file"] for v in flips["videos"]] == ["styletalk/happyenglish_clip1.mp4",
+                                                    "styletalk/sadgirl_clip1.mp4"]
+    s = flips["by_set"]["styletalk"]
+    assert 0 <= s["flips_per_s_knn"] < 5 and 0 <= s["flips_per_s_classifier"] < 5
+    # both clips are mostly recognised, by the classifier and by kNN on the embedding
+    assert s["agreement_classifier"] > 0.5 and s["agreement_knn"] > 0.5

@@ -6,6 +6,7 @@ dominant emotion over it, and two overlapping windows of one track are the same 
 Loss: supervised contrastive on the pseudo-labels + NT-Xent over the instance pairs (both
 pytorch-metric-learning's SupConLoss). Judged on held-out videos by the same-vs-different
 ROC-AUC of the window embeddings (pseudo-labels), against plain mean pooling of the frames.
+The pooler is exported to `clip.onnx` for `emotrace index --embedder RUN/clip.onnx`.
 """
 
 from __future__ import annotations
@@ -95,6 +96,27 @@ def window_auc(emb: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     return roc_auc(cos[same], cos[~same])
 
 
+def export_pooler(model: ClipPooler, in_dim: int, backbone: str, window: int, fps: float,
+                  path: Path) -> Path:
+    """ONNX file of the pooler, (B, T, D0) backbone frame embeddings -> (B, D); its metadata
+    names the backbone and the window it was trained on, so `FaceEmbedder` (and so
+    `emotrace index` and `search`) can use it without torch."""
+    import onnx
+
+    model = copy.deepcopy(model).eval()
+    torch.onnx.export(model, (torch.zeros(2, window, in_dim),), str(path), input_names=["frames"],
+                      output_names=["embedding"],
+                      dynamic_axes={"frames": {0: "B", 1: "T"}, "embedding": {0: "B"}},
+                      opset_version=17, dynamo=False)
+    proto = onnx.load(str(path))
+    for key, value in {"emotrace_kind": "clip-pooler", "emotrace_backbone": backbone,
+                       "emotrace_window_frames": str(window), "emotrace_fps": f"{fps:g}",
+                       "emotrace_pooling": model.kind}.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+    return path
+
+
 def train_clip(cfg: dict, progress: bool = True) -> dict:
     import mlflow
     from pytorch_metric_learning.losses import SupConLoss
@@ -155,6 +177,9 @@ def train_clip(cfg: dict, progress: bool = True) -> dict:
         best = history[-1]["heldout_auc"]
         torch.save({"model": copy.deepcopy(model.state_dict()), "config": cfg,
                     "in_dim": x_tr.shape[2]}, run_dir / "clip.pt")
+        onnx_path = export_pooler(model, x_tr.shape[2], cfg["backbone"], L, d["fps"],
+                                  run_dir / "clip.onnx")
+        mlflow.log_artifact(str(onnx_path))
     results = {"kind": m["kind"], "heldout_auc": best, "mean_pooled_frames_auc": base_auc,
                "train_windows": len(x_tr), "heldout_windows": len(x_te), "history": history}
     write_json(results, run_dir / "metrics.json")

@@ -1,4 +1,5 @@
-"""`emotrace train embedding`: an emotion-aware projection head over a frozen backbone.
+"""`emotrace train embedding`: an emotion-aware projection head over a frozen backbone (with
+`mode: finetune` the backbone is trained too: see `embedding_finetune.py`).
 
 Read top to bottom:
 1. Features. The backbone (a registry expression model with an embedding output) is frozen,
@@ -52,6 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "output_dir": "runs",
     "backbone": "emotrace-ferplus8",
+    "mode": "frozen",  # frozen (head on cached features) | finetune (see embedding_finetune.py)
+    "finetune": {"backbone_lr_scale": 0.1, "ce_weight": 1.0, "dropout": 0.2,
+                 "max_steps_per_epoch": None,
+                 "augment": {"enabled": True, "crop_scale": [0.8, 1.0], "flip": True,
+                             "rotation": 10.0, "jitter": 0.3, "blur_p": 0.2, "erase_p": 0.25}},
     "data": {"subset": None, "eval_subset": None},  # first N train / valid faces (quick runs)
     "eval": {"limit": None, "train_sample": 6000},  # FER+ test subset; train faces for kNN/probe
     "head": {"hidden": 512, "out": 128},
@@ -254,6 +260,12 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
 
     if cfg["loss"]["name"] not in LOSSES:
         raise ValueError(f"unknown loss {cfg['loss']['name']!r}; valid: {', '.join(LOSSES)}")
+    if cfg["mode"] == "finetune":
+        from emotrace.train.embedding_finetune import finetune_embedding
+
+        return finetune_embedding(cfg, progress)
+    if cfg["mode"] != "frozen":
+        raise ValueError(f"unknown mode {cfg['mode']!r}; valid: frozen, finetune")
     torch.manual_seed(cfg["seed"])
     np.random.seed(cfg["seed"])
     if cfg["train"]["threads"]:

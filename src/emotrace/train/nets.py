@@ -145,3 +145,29 @@ def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool =
                                  f"the ONNX one {w.shape}: pass classifier=False")
             net.classifier.weight.copy_(torch.from_numpy(w))
             net.classifier.bias.copy_(torch.from_numpy(b))
+
+
+def load_exported(onnx_path: str | Path) -> tuple[EmotionNet, tuple[str, ...]]:
+    """An EmotionNet rebuilt from an ONNX file written by `emotrace train` (`export.export_onnx`),
+    e.g. the shipped emotrace-ferplus8, and its labels: the starting point for fine-tuning it
+    further. Convs and PReLUs are copied in graph order, the heads by their names."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "emotrace_labels" not in meta:
+        raise ValueError(f"{onnx_path}: not written by `emotrace train` (no emotrace metadata)")
+    labels = tuple(meta["emotrace_labels"].split(","))
+    init = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    has_classes = "net.classifier.weight" in init
+    net = EmotionNet(len(labels) if has_classes else 0, meta.get("emotrace_has_va") == "True",
+                     int(meta["emotrace_input_size"]))
+    load_onnx_weights(net, onnx_path, classifier=False)
+    with torch.no_grad():
+        for name in ("classifier", "va"):
+            layer = getattr(net, name)
+            if layer is not None:
+                layer.weight.copy_(torch.from_numpy(init[f"net.{name}.weight"].copy()))
+                layer.bias.copy_(torch.from_numpy(init[f"net.{name}.bias"].copy()))
+    return net, labels

@@ -5,8 +5,8 @@ with the frame classifier's own probabilities as soft targets (pseudo-labels) pl
 temporal-consistency term (the squared change of the predicted distribution between adjacent
 steps). The result is judged by what it is for: fewer label flips between adjacent frames than
 the frame classifier, without less agreement with the StyleTalk clips' name labels (which
-never enter training). With ABAW/AFEW-VA annotations (`emotrace.temporal_data` reads them), the
-same heads would train on real labels.
+never enter training). With ABAW/AFEW-VA annotations (`data.format=abaw|afew-va`), the same
+heads train on human labels instead: see `temporal_supervised.py`.
 
 Read top to bottom: tracks (features cached), model, loss, loop, evaluation, MLflow.
 """
@@ -33,7 +33,10 @@ DEFAULTS: dict[str, Any] = {
     "output_dir": "runs",
     "backbone": "emotrace-ferplus8",
     # audio: fuse per-second eGeMAPS features of the video's sound (zeros where it has none)
-    "data": {"videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4, "audio": False},
+    # format: tracks (pseudo-labels on real face tracks, below) | abaw | afew-va (human labels
+    # under data.root, task expr | va | au: see temporal_supervised.py)
+    "data": {"format": "tracks", "root": None, "task": "expr",
+             "videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4, "audio": False},
     "model": {"kind": "tcn", "hidden": 128, "dropout": 0.1},  # tcn | gru
     "train": {"epochs": 30, "window": 32, "batch_size": 32, "lr": 2e-3, "consistency": 5.0,
               "threads": 0},
@@ -175,6 +178,13 @@ def evaluate_tracks(model: nn.Module | None, tracks: list[dict], names: list[str
 
 def train_temporal(cfg: dict, progress: bool = True) -> dict:
     import mlflow
+
+    if cfg["data"]["format"] in ("abaw", "afew-va"):
+        from emotrace.train.temporal_supervised import train_supervised
+
+        return train_supervised(cfg, progress)
+    if cfg["data"]["format"] != "tracks":
+        raise ValueError(f"data.format must be tracks, abaw or afew-va, got {cfg['data']['format']!r}")
 
     torch.manual_seed(cfg["seed"])
     rng = np.random.default_rng(cfg["seed"])

@@ -16,11 +16,13 @@ from emotrace.train.embedding import (
     DEFAULTS,
     LOSSES,
     HardNegativeClassSampler,
+    HellingerHead,
     ProjectionHead,
     batch_loss,
     build_loss,
     cached_features,
     train_embedding,
+    vote_targets,
 )
 
 
@@ -35,6 +37,8 @@ def test_each_loss_learns_on_real_features(features, name):
     x, x2, y = (torch.from_numpy(a) for a in features)
     torch.manual_seed(0)
     head = ProjectionHead(x.shape[1], 128, 32)
+    if name == "hellinger":  # an emotion-distribution head, trained on the vote distributions
+        head, y = HellingerHead(x.shape[1], 128, 8), torch.from_numpy(vote_targets("train", 768))
     cfg = {**DEFAULTS["loss"], "name": name, "num_classes": 8, "embedding_size": 32}
     loss_fn, miner = build_loss(cfg)
     opt = torch.optim.Adam(list(head.parameters()) + list(loss_fn.parameters()), lr=1e-3)
@@ -175,3 +179,28 @@ def test_flip_rate_of_embedding_labels_on_videos(tmp_path):
     assert 0 <= s["flips_per_s_knn"] < 5 and 0 <= s["flips_per_s_classifier"] < 5
     # both clips are mostly recognised, by the classifier and by kNN on the embedding
     assert s["agreement_classifier"] > 0.5 and s["agreement_knn"] > 0.5
+
+
+def test_hellinger_head_embeds_emotion_distributions(features):
+    """Unit length by construction; trained on real faces, two happy faces are closer than a
+    happy and a sad one."""
+    x, x2, y = features
+    soft = vote_targets("train", 768)
+    assert soft.shape == (768, 8) and np.allclose(soft.sum(1), 1) and (soft.argmax(1) == y).mean() > 0.9
+    torch.manual_seed(0)
+    head = HellingerHead(x.shape[1], 128, 8, dropout=0.3)
+    loss_fn, _ = build_loss({**DEFAULTS["loss"], "name": "hellinger"})
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    tx, tx2, ts = map(torch.from_numpy, (x, x2, soft))
+    for _ in range(60):
+        loss = batch_loss("hellinger", loss_fn, None, head, tx, tx2, ts)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        emb = head.eval()(tx).numpy()
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    happy, sad = emb[y == 1], emb[y == 3]
+    assert (happy @ happy.T).mean() > (happy @ sad.T).mean() + 0.3
+    with pytest.raises(ValueError, match="dropout"):
+        HellingerHead(16, 8, 8, dropout=1.0)

@@ -12,7 +12,9 @@ Read top to bottom:
 3. Loss, from pytorch-metric-learning: supervised contrastive (`supcon`), NT-Xent with the
    mirror view as positive (`ntxent`, no labels; see `ntxent`), triplet with batch-hard or semi-hard mining
    (`triplet`), VICReg between the two views (`vicreg`, non-contrastive), or ArcFace class
-   proxies with an angular margin (`arcface`). With temporal
+   proxies with an angular margin (`arcface`). Or, not a metric loss, `hellinger`: a
+   `HellingerHead` whose embedding is the square root of a predicted emotion distribution,
+   trained by cross-entropy against FER+'s vote distributions. With temporal
    positives, an NT-Xent term over the video windows is added (weight `temporal.weight`).
    Batches come from an m-per-class sampler (`MPerClassSampler`) so every batch has positives,
    or from `HardNegativeClassSampler` (the most confusable classes together).
@@ -62,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "eval": {"limit": None, "train_sample": 6000},  # FER+ test subset; train faces for kNN/probe
     "head": {"hidden": 512, "out": 128},
     "loss": {
-        "name": "supcon",  # supcon | ntxent | triplet | vicreg | arcface
+        "name": "supcon",  # supcon | ntxent | triplet | vicreg | arcface | hellinger
         "temperature": 0.1,  # supcon, ntxent
         "margin": 0.2,  # triplet
         "miner": "batch-hard",  # triplet: batch-hard | semi-hard
@@ -70,11 +72,34 @@ DEFAULTS: dict[str, Any] = {
     },
     "temporal": {"videos": None, "window_s": 1.0, "weight": 0.5},  # folder of videos or null
     # sampler: m-per-class (every class in every batch) | hard-negative (confusable classes)
+    # | random (plain shuffling: the hellinger head learns the data's own class frequencies)
     "train": {"epochs": 20, "batch_size": 256, "m_per_class": 32, "lr": 1e-3,
               "weight_decay": 1e-4, "patience": 4, "threads": 0, "sampler": "m-per-class"},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-embedding"},
 }
-LOSSES = ("supcon", "ntxent", "triplet", "vicreg", "arcface")
+LOSSES = ("supcon", "ntxent", "triplet", "vicreg", "arcface", "hellinger")
+
+
+class HellingerHead(nn.Module):
+    """(N, in_dim) backbone features -> (N, n_classes) square roots of a predicted emotion
+    distribution: unit length by construction, and the cosine of two faces is the Bhattacharyya
+    coefficient of their distributions (how much two annotator crowds would agree). Trained
+    against FER+'s vote distributions (`loss.name: hellinger`); the embedding holds the emotion
+    mix only, nothing else about the face. MLP with dropout, so it does not memorise the cached
+    training features."""
+
+    def __init__(self, in_dim: int, hidden: int = 256, n_classes: int = 8, dropout: float = 0.3) -> None:
+        super().__init__()
+        if min(in_dim, hidden, n_classes) < 1 or not 0 <= dropout < 1:
+            raise ValueError(f"bad sizes {in_dim}, {hidden}, {n_classes} or dropout {dropout}")
+        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.ReLU(),
+                                 nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=1).sqrt()
 
 
 class ProjectionHead(nn.Module):
@@ -109,6 +134,25 @@ def cached_features(backbone: FaceEmbedder, split: str, cache: Path, progress: b
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, features=feats, mirrored=mirrored, labels=faces.labels)
     return feats, mirrored, faces.labels
+
+
+def vote_targets(split: str, limit: int | None = None) -> np.ndarray:
+    """FER+ vote distributions (N, 8), in the order of `cached_features(split, limit)`."""
+    faces = ferplus(split)
+    return faces.soft[np.flatnonzero(faces.labels >= 0)[:limit]].astype(np.float32)
+
+
+class RandomOrder(torch.utils.data.Sampler):
+    """A fresh random permutation of range(n) at every pass."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n).tolist())
 
 
 def temporal_windows(backbone_name: str, folder: str | Path, window_s: float, cache: Path
@@ -206,12 +250,20 @@ def build_loss(cfg: dict):
     if name == "arcface":  # class proxies with an angular margin: classes spread on the sphere
         return losses.ArcFaceLoss(num_classes=cfg["num_classes"], embedding_size=cfg["embedding_size"],
                                   margin=cfg["arc_margin"], scale=cfg["arc_scale"]), None
+    if name == "hellinger":  # cross-entropy to the vote distribution, on the head's logits
+        from emotrace.train.losses import SoftTargetCrossEntropy
+
+        return SoftTargetCrossEntropy(), None
     raise ValueError(f"unknown loss {name!r}; valid: {', '.join(LOSSES)}")
 
 
 def batch_loss(name: str, loss_fn, miner, head, x: torch.Tensor, x2: torch.Tensor,
                y: torch.Tensor) -> torch.Tensor:
-    """One batch's loss: x (B, D0) features, x2 the mirrored view, y (B,) class labels."""
+    """One batch's loss: x (B, D0) features, x2 the mirrored view, y (B,) class labels (for
+    `hellinger`: (B, K) vote distributions)."""
+    if name == "hellinger":  # each face seen as itself or its mirror image, at random
+        view = torch.where(torch.rand(len(x), 1) < 0.5, x, x2)
+        return loss_fn(head.logits(view), y)
     if name == "vicreg":  # non-contrastive: the two views of each face, no labels
         return loss_fn(head(x), ref_emb=head(x2))
     if name == "ntxent":  # self-supervised: the mirror image is the only positive
@@ -237,7 +289,7 @@ def valid_scores(emb: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) ->
             "valid_same_minus_opposite": float(sims["same"].mean() - sims["opposite"].mean())}
 
 
-def export_head(head: ProjectionHead, in_dim: int, backbone: str, path: Path) -> Path:
+def export_head(head: nn.Module, in_dim: int, backbone: str, path: Path) -> Path:
     """ONNX file of the head; its metadata tells `FaceEmbedder` which backbone feeds it."""
     import onnx
 
@@ -286,7 +338,9 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
                                     cfg["temporal"]["window_s"], cache)
 
     # 2-3. head, loss, sampler
-    head = ProjectionHead(x_tr.shape[1], cfg["head"]["hidden"], cfg["head"]["out"])
+    hellinger = cfg["loss"]["name"] == "hellinger"
+    head = (HellingerHead(x_tr.shape[1], cfg["head"]["hidden"], len(names)) if hellinger
+            else ProjectionHead(x_tr.shape[1], cfg["head"]["hidden"], cfg["head"]["out"]))
     loss_fn, miner = build_loss({**cfg["loss"], "num_classes": len(names),
                                  "embedding_size": cfg["head"]["out"]})
     temporal_loss = ntxent(cfg["loss"]["temperature"])
@@ -301,9 +355,12 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
     elif t["sampler"] == "m-per-class":
         sampler = MPerClassSampler(y_tr, m=t["m_per_class"], batch_size=t["batch_size"],
                                    length_before_new_iter=len(y_tr))
+    elif t["sampler"] == "random":
+        sampler = RandomOrder(len(y_tr))
     else:
-        raise ValueError(f"unknown sampler {t['sampler']!r}; valid: m-per-class, hard-negative")
-    tx, tx2, ty = map(torch.from_numpy, (x_tr, x2_tr, y_tr))
+        raise ValueError(f"unknown sampler {t['sampler']!r}; valid: m-per-class, hard-negative, random")
+    targets = vote_targets("train", cfg["data"]["subset"]) if hellinger else y_tr
+    tx, tx2, ty = map(torch.from_numpy, (x_tr, x2_tr, targets))
 
     base = valid_scores(_unit(x_va), y_va, names)  # the frozen backbone's own embedding
     history, best, best_state, stale = [], -1.0, None, 0

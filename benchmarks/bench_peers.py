@@ -9,7 +9,8 @@ project's .venv has no TensorFlow. How /work/fer-venv was made: docs/benchmarks.
 
 Systems, all on CPU, every frame of every video:
   emotrace    Analyzer().analyze_video(path, progress=False): PyAV decode (threaded), YuNet at
-              320 px, tracking, emotrace-ferplus8 (8 FER+ classes) in batches of 32.
+              320 px, tracking, emotrace-ferplus8 (8 FER+ classes; --emotrace-model for
+              another) in batches of 32.
   fer-haar    FER(mtcnn=False): OpenCV Haar cascade, fer's mini-Xception (quantised TFLite, 7
               FER2013 classes); frames decoded with cv2.VideoCapture, detect_emotions(frame).
   fer-mtcnn   FER(mtcnn=True): facenet-pytorch MTCNN, same classifier and decoding.
@@ -140,7 +141,7 @@ def agreement(a: list[str | None], b: list[str | None]) -> tuple[float, int]:
     return (sum(x == y for x, y in both) / len(both) if both else float("nan")), len(both)
 
 
-def still_accuracy(detector: FER) -> dict[str, float]:
+def still_accuracy(detector: FER, model: str = "emotrace-ferplus8") -> dict[str, float]:
     """FER2013 PrivateTest (7 classes; 3,573 faces with pixels here)."""
     from emotrace.datasets import fer2013
     from emotrace.evaluate import evaluate
@@ -162,7 +163,7 @@ def still_accuracy(detector: FER) -> dict[str, float]:
         "fer_tflite": float((probs.argmax(1) == faces.labels).mean()),
         "fer_tflite_ms_per_face": ms,
         "fer_keras_fp32": float((probs_fp32.argmax(1) == faces.labels).mean()),
-        "emotrace-ferplus8": float(evaluate("emotrace-ferplus8", "fer2013-private")["accuracy"]),
+        "emotrace": float(evaluate(model, "fer2013-private")["accuracy"]),
     }
 
 
@@ -200,6 +201,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of emotrace")
     ap.add_argument("--fer-repeats", type=int, default=1, help="timed runs of each fer variant")
     ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    ap.add_argument("--emotrace-model", default="emotrace-ferplus8",
+                    help="emotrace's expression model (e.g. emotrace-fer2013, FER2013's 7 classes)")
     ap.add_argument("--no-still", dest="still", action="store_false",
                     help="skip the FER2013 PrivateTest comparison")
     ap.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
@@ -213,7 +216,7 @@ def main() -> None:
 
     runners = {}
     if "emotrace" in args.systems:
-        analyzer = Analyzer()
+        analyzer = Analyzer(classifier=args.emotrace_model)
         analyzer.analyze_image(STILL)  # warm-up, as bench_video.py
         runners["emotrace"] = (lambda p, a=analyzer: run_emotrace(a, p), args.repeats)
     haar = FER(mtcnn=False, cascade_file=haar_cascade())
@@ -288,7 +291,7 @@ def main() -> None:
     names = list(runners)
     pairs = {f"{a} vs {b}": agreement(tops[a][str(main_video)], tops[b][str(main_video)])
              for i, a in enumerate(names) for b in names[i + 1:]}
-    still = still_accuracy(haar) if args.still else None
+    still = still_accuracy(haar, args.emotrace_model) if args.still else None
 
     n_clip_frames = sum(n_frames[str(v)] for v in labels)
     print(f"\n## emotrace vs fer {fer.__version__}: {main_video.name} ({n_frames[str(main_video)]} "
@@ -323,8 +326,8 @@ def main() -> None:
     if still:
         print(f"\nFER2013 PrivateTest, 7 classes, {still['n']} faces: fer TFLite (default) "
               f"{pct(still['fer_tflite'])} ({still['fer_tflite_ms_per_face']:.2f} ms/face), fer "
-              f"Keras fp32 (use_tflite=False) {pct(still['fer_keras_fp32'])}, emotrace-ferplus8 "
-              f"{pct(still['emotrace-ferplus8'])}")
+              f"Keras fp32 (use_tflite=False) {pct(still['fer_keras_fp32'])}, {args.emotrace_model} "
+              f"{pct(still['emotrace'])}")
     vers = versions()
     print("\nversions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
     print(f"load before: {load_before}\nload after:  {load_after}")

@@ -25,3 +25,16 @@ def test_eval_reproduces_the_card_on_a_fixed_subset(tmp_path):
     report = json.loads((tmp_path / "emotrace-ferplus8_ferplus-test.json").read_text())
     assert report["n"] == 470
     assert round(report["accuracy"] * 470) == 408
+
+
+def test_fer2013_model_reproduces_its_card(tmp_path):
+    # docs/models/emotrace-fer2013.md: `emotrace eval emotrace-fer2013 --data fer2013-private
+    # --limit 500` -> 500 faces, accuracy 0.6680 (334/500); bundled and verified like the default.
+    card = models.get_card("emotrace-fer2013")
+    assert card.bundled and card.labels == ("anger", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert models.sha256_of(models.resolve(card.name)) == card.sha256
+    result = CliRunner().invoke(app, ["eval", "emotrace-fer2013", "--data", "fer2013-private",
+                                      "--limit", "500", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "emotrace-fer2013_fer2013-private.json").read_text())
+    assert report["n"] == 500 and round(report["accuracy"] * 500) == 334

@@ -192,6 +192,35 @@ def _cards() -> dict[str, ModelCard]:
                 "learned from category labels (a proxy); 64x64 grey box crops"
             ),
         ),
+        ModelCard(
+            name="emotrace-fer2013",
+            task="expression",
+            filename="emotrace_fer2013_mbf64.onnx",
+            sha256="51e76b7ffa5136d7ee32da7dcce6f5e361663905c3e4e1ed38d965278e887533",
+            url=None,
+            source=(
+                "trained by emotrace: `emotrace train classifier --config "
+                "configs/fer2013_from_ferplus8.yaml` (docs/models/emotrace-fer2013.md); "
+                "ships inside the package"
+            ),
+            licence="Apache-2.0; data terms in card",
+            input_size=(64, 64),
+            color="gray3",
+            mean=0.5,
+            std=0.5,
+            crop="box",
+            labels=FER2013_7,
+            input_name="data",
+            output_scores="probs",
+            scores_are_logits=False,
+            output_embedding="embedding",
+            output_va="va",
+            bundled=True,
+            description=(
+                "emotrace-ferplus8 fine-tuned on FER2013's original 7-class labels "
+                "(+ valence/arousal proxy); 64x64 grey box crops"
+            ),
+        ),
     ]
     return {c.name: c for c in cards}
 

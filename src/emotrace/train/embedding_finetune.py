@@ -67,7 +67,8 @@ def build_net(cfg: dict) -> tuple[ProjectedEmotionNet, tuple[str, ...]]:
     net = ProjectedEmotionNet(len(labels), base.va is not None, base.backbone.input_size,
                               f["dropout"], cfg["head"]["hidden"], cfg["head"]["out"])
     missing = net.load_state_dict(base.state_dict(), strict=False).missing_keys
-    assert all(k.startswith("projection.") for k in missing), missing
+    if any(not k.startswith("projection.") for k in missing):  # only the new head starts fresh
+        raise ValueError(f"backbone {cfg['backbone']!r}: weights missing for {missing}")
     return net, labels
 
 

@@ -50,6 +50,21 @@ class ModelCard:
     extra: dict = field(default_factory=dict)
 
 
+def _trained_card(name: str, filename: str, sha256: str, config: str, labels: tuple[str, ...],
+                  description: str) -> ModelCard:
+    """A model trained by `emotrace train classifier` (64x64 grey box crops; probabilities,
+    valence/arousal and embedding outputs) whose file ships inside the package."""
+    return ModelCard(
+        name=name, task="expression", filename=filename, sha256=sha256, url=None,
+        source=(f"trained by emotrace: `emotrace train classifier --config configs/{config}.yaml` "
+                f"(docs/models/{name}.md); ships inside the package"),
+        licence="Apache-2.0; data terms in card", input_size=(64, 64), color="gray3", mean=0.5,
+        std=0.5, crop="box", labels=labels, input_name="data", output_scores="probs",
+        scores_are_logits=False, output_embedding="embedding", output_va="va", bundled=True,
+        description=description,
+    )
+
+
 def _cards() -> dict[str, ModelCard]:
     cards = [
         ModelCard(
@@ -163,64 +178,16 @@ def _cards() -> dict[str, ModelCard]:
             runnable=False,
             description="Keras weights of mini-Xception (source of the .onnx; not run here)",
         ),
-        ModelCard(
-            name="emotrace-ferplus8",
-            task="expression",
-            filename="emotrace_ferplus8_mbf64.onnx",
-            sha256="1bedae1464c828f85c6891549152d780ab9518c29d341516c337a2749af25f65",
-            url=None,
-            source=(
-                "trained by emotrace: `emotrace train classifier --config "
-                "configs/ferplus_multitask_64.yaml` (docs/models/emotrace-ferplus8.md); "
-                "ships inside the package"
-            ),
-            licence="Apache-2.0; data terms in card",
-            input_size=(64, 64),
-            color="gray3",
-            mean=0.5,
-            std=0.5,
-            crop="box",
-            labels=FERPLUS8,
-            input_name="data",
-            output_scores="probs",
-            scores_are_logits=False,
-            output_embedding="embedding",
-            output_va="va",
-            bundled=True,
-            description=(
-                "MobileFaceNet fine-tuned on FER+ (8 classes, soft labels) + valence/arousal "
-                "learned from category labels (a proxy); 64x64 grey box crops"
-            ),
-        ),
-        ModelCard(
-            name="emotrace-fer2013",
-            task="expression",
-            filename="emotrace_fer2013_mbf64.onnx",
-            sha256="51e76b7ffa5136d7ee32da7dcce6f5e361663905c3e4e1ed38d965278e887533",
-            url=None,
-            source=(
-                "trained by emotrace: `emotrace train classifier --config "
-                "configs/fer2013_from_ferplus8.yaml` (docs/models/emotrace-fer2013.md); "
-                "ships inside the package"
-            ),
-            licence="Apache-2.0; data terms in card",
-            input_size=(64, 64),
-            color="gray3",
-            mean=0.5,
-            std=0.5,
-            crop="box",
-            labels=FER2013_7,
-            input_name="data",
-            output_scores="probs",
-            scores_are_logits=False,
-            output_embedding="embedding",
-            output_va="va",
-            bundled=True,
-            description=(
-                "emotrace-ferplus8 fine-tuned on FER2013's original 7-class labels "
-                "(+ valence/arousal proxy); 64x64 grey box crops"
-            ),
-        ),
+        _trained_card("emotrace-ferplus8", "emotrace_ferplus8_mbf64.onnx",
+                      "1bedae1464c828f85c6891549152d780ab9518c29d341516c337a2749af25f65",
+                      "ferplus_multitask_64", FERPLUS8,
+                      "MobileFaceNet fine-tuned on FER+ (8 classes, soft labels) + valence/arousal "
+                      "learned from category labels (a proxy); 64x64 grey box crops"),
+        _trained_card("emotrace-fer2013", "emotrace_fer2013_mbf64.onnx",
+                      "51e76b7ffa5136d7ee32da7dcce6f5e361663905c3e4e1ed38d965278e887533",
+                      "fer2013_from_ferplus8", FER2013_7,
+                      "emotrace-ferplus8 fine-tuned on FER2013's original 7-class labels "
+                      "(+ valence/arousal proxy); 64x64 grey box crops"),
     ]
     return {c.name: c for c in cards}
 

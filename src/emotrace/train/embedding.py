@@ -289,6 +289,40 @@ def valid_scores(emb: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) ->
             "valid_same_minus_opposite": float(sims["same"].mean() - sims["opposite"].mean())}
 
 
+class BestEpoch:
+    """The weights of the epoch with the highest score so far; `update` says when to stop:
+    after `patience` epochs in a row without a better one."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience, self.score, self.state, self.stale = patience, -np.inf, None, 0
+
+    def update(self, score: float, module: nn.Module) -> bool:
+        if score > self.score:
+            self.score, self.state, self.stale = score, copy.deepcopy(module.state_dict()), 0
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
+def report_run(onnx_path: Path, run_dir: Path, cfg: dict, history: list[dict], base: dict,
+               progress: bool) -> dict:
+    """Evaluate an exported embedding on FER+ test, write `metrics.json`, log both and the
+    run's files to the active MLflow run; returns the results."""
+    import mlflow
+
+    report = evaluate_embedding(str(onnx_path), "ferplus-test", run_dir, cfg["eval"]["limit"],
+                                cfg["eval"]["train_sample"])
+    mlflow.log_metrics({f"test_{k}": v for k, v in report.items() if isinstance(v, float)})
+    results = {"history": history, "base_valid": base, "test": report}
+    write_json(results, run_dir / "metrics.json")
+    for f in run_dir.glob("*"):
+        if f.suffix in (".onnx", ".png", ".json"):
+            mlflow.log_artifact(str(f))
+    if progress:
+        print(format_embedding_report(report))
+    return results
+
+
 def export_head(head: nn.Module, in_dim: int, backbone: str, path: Path) -> Path:
     """ONNX file of the head; its metadata tells `FaceEmbedder` which backbone feeds it."""
     import onnx
@@ -363,7 +397,7 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
     tx, tx2, ty = map(torch.from_numpy, (x_tr, x2_tr, targets))
 
     base = valid_scores(_unit(x_va), y_va, names)  # the frozen backbone's own embedding
-    history, best, best_state, stale = [], -1.0, None, 0
+    history, best = [], BestEpoch(t["patience"])
     mlflow.set_tracking_uri(cfg["tracking"]["uri"])
     mlflow.set_experiment(cfg["tracking"]["experiment"])
     with mlflow.start_run(run_name=cfg["name"]):
@@ -396,28 +430,13 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
             if progress:
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}, valid AUC {scores['valid_auc']:.4f}, "
                       f"same-opposite {scores['valid_same_minus_opposite']:.3f}")
-            if scores["valid_auc"] > best:
-                best, best_state, stale = scores["valid_auc"], copy.deepcopy(head.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= t["patience"]:
-                    break
+            if best.update(scores["valid_auc"], head):
+                break
         # 5. export the best head and evaluate it on FER+ test
-        head.load_state_dict(best_state)
-        torch.save({"head": best_state, "config": cfg, "in_dim": x_tr.shape[1]}, run_dir / "head.pt")
+        head.load_state_dict(best.state)
+        torch.save({"head": best.state, "config": cfg, "in_dim": x_tr.shape[1]}, run_dir / "head.pt")
         onnx_path = export_head(head, x_tr.shape[1], cfg["backbone"], run_dir / "head.onnx")
-        report = evaluate_embedding(str(onnx_path), "ferplus-test", run_dir, cfg["eval"]["limit"],
-                                    cfg["eval"]["train_sample"])
-        mlflow.log_metrics({f"test_{k}": v for k, v in report.items()
-                            if isinstance(v, float)})
-        for f in run_dir.glob("*"):
-            if f.suffix in (".onnx", ".png", ".json"):
-                mlflow.log_artifact(str(f))
-    results = {"history": history, "base_valid": base, "test": report}
-    write_json(results, run_dir / "metrics.json")
-    if progress:
-        print(format_embedding_report(report))
-    return results
+        return report_run(onnx_path, run_dir, cfg, history, base, progress)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

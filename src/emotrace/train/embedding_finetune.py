@@ -21,7 +21,6 @@ moves. Read top to bottom:
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from pathlib import Path
@@ -32,12 +31,11 @@ from tqdm.auto import tqdm
 
 from emotrace import models
 from emotrace.datasets import FaceSet, ferplus
-from emotrace.embedding_eval import evaluate_embedding, format_embedding_report
 from emotrace.labels import va_points
 from emotrace.metrics import classification_report
 from emotrace.tables import write_json
 from emotrace.train.config import flatten
-from emotrace.train.embedding import ProjectionHead, build_loss, valid_scores
+from emotrace.train.embedding import BestEpoch, ProjectionHead, build_loss, report_run, valid_scores
 from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss
 from emotrace.train.nets import EmotionNet, load_exported
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
@@ -74,12 +72,13 @@ def build_net(cfg: dict) -> tuple[ProjectedEmotionNet, tuple[str, ...]]:
 
 @torch.no_grad()
 def embed_faces(net: ProjectedEmotionNet, faces: FaceSet, tf: EvalTransform,
-                batch_size: int = 256) -> np.ndarray:
+                batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(projected embeddings (N, out), class probabilities (N, K)) in one pass."""
     net.eval()
-    out = [net(tf(faces.images[i:i + batch_size]))["embedding"].numpy()
-           for i in range(0, len(faces), batch_size)]
+    outs = [net(tf(faces.images[i:i + batch_size])) for i in range(0, len(faces), batch_size)]
     net.train()
-    return np.concatenate(out)
+    return (torch.cat([o["embedding"] for o in outs]).numpy(),
+            torch.cat([torch.softmax(o["logits"], 1) for o in outs]).numpy())
 
 
 def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
@@ -125,8 +124,8 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps * t["epochs"]) / (steps * t["epochs"]))))
 
-    base = valid_scores(embed_faces(net, valid, eval_tf), valid.labels, labels)
-    history, best, best_state, stale = [], -1.0, None, 0
+    base = valid_scores(embed_faces(net, valid, eval_tf)[0], valid.labels, labels)
+    history, best = [], BestEpoch(t["patience"])
     mlflow.set_tracking_uri(cfg["tracking"]["uri"])
     mlflow.set_experiment(cfg["tracking"]["experiment"])
     with mlflow.start_run(run_name=cfg["name"]):
@@ -159,12 +158,8 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
             bar.close()
 
             # 3. validate: the embedding criterion and, since the class head trains too, accuracy
-            scores = valid_scores(embed_faces(net, valid, eval_tf), valid.labels, labels)
-            with torch.no_grad():
-                net.eval()
-                probs = torch.cat([torch.softmax(net(eval_tf(valid.images[i:i + 256]))["logits"], 1)
-                                   for i in range(0, len(valid), 256)]).numpy()
-                net.train()
+            emb, probs = embed_faces(net, valid, eval_tf)
+            scores = valid_scores(emb, valid.labels, labels)
             acc = classification_report(probs, valid.labels, labels)["accuracy"]
             loss_avg, emb_avg, cls_avg = totals / max(1, len(order))
             row = {"epoch": epoch + 1, "loss": loss_avg, "embedding_loss": emb_avg,
@@ -175,28 +170,14 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
             if progress:
                 print(f"epoch {epoch + 1}: loss {loss_avg:.4f}, valid AUC {scores['valid_auc']:.4f}, "
                       f"same-opposite {scores['valid_same_minus_opposite']:.3f}, accuracy {acc:.4f}")
-            if scores["valid_auc"] > best:
-                best, best_state, stale = scores["valid_auc"], copy.deepcopy(net.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= t["patience"]:
-                    break
+            if best.update(scores["valid_auc"], net):
+                break
 
         # 4. export the best network and evaluate its embedding on FER+ test
         from emotrace.train.export import export_onnx
 
-        net.load_state_dict(best_state)
-        torch.save({"model": best_state, "config": cfg, "labels": labels}, run_dir / "best.pt")
+        net.load_state_dict(best.state)
+        torch.save({"model": best.state, "config": cfg, "labels": labels}, run_dir / "best.pt")
         onnx_path = export_onnx(net, labels, run_dir / "model.onnx", crop="box", color="gray3")
-        report = evaluate_embedding(str(onnx_path), "ferplus-test", run_dir, cfg["eval"]["limit"],
-                                    cfg["eval"]["train_sample"])
-        mlflow.log_metrics({f"test_{k}": v for k, v in report.items() if isinstance(v, float)})
-        for file in run_dir.glob("*"):
-            if file.suffix in (".onnx", ".png", ".json"):
-                mlflow.log_artifact(str(file))
-    results = {"history": history, "base_valid": base, "test": report}
-    write_json(results, run_dir / "metrics.json")
-    if progress:
-        print(format_embedding_report(report))
-    return results
+        return report_run(onnx_path, run_dir, cfg, history, base, progress)
 

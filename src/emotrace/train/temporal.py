@@ -140,17 +140,23 @@ def temporal_loss(logits: torch.Tensor, targets: torch.Tensor, consistency: floa
 
 
 # -- 4-5. loop and evaluation -------------------------------------------------------------------
-def _windows(tracks: list[dict], window: int, n: int, rng) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` random windows of `window` steps (tracks shorter than that are padded by repeating)."""
-    xs, ps = [], []
-    for i in rng.integers(0, len(tracks), n):
-        tr = tracks[i]
-        T = len(tr["x"])
-        s = rng.integers(0, max(1, T - window + 1))
-        idx = np.minimum(np.arange(s, s + window), T - 1)
-        xs.append(tr["x"][idx])
-        ps.append(tr["p"][idx])
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ps))
+def random_windows(seqs: list[dict], keys: tuple[str, ...], window: int, n: int, rng
+                   ) -> tuple[list[np.ndarray], np.ndarray]:
+    """`n` windows of `window` steps from random sequences at random starts: the arrays `keys`
+    of each, stacked (n, window, ...), and a mask (n, window) that is False where a sequence
+    shorter than the window was padded by repeating its last step."""
+    out: list[list[np.ndarray]] = [[] for _ in keys]
+    masks = []
+    for i in rng.integers(0, len(seqs), n):
+        seq = seqs[i]
+        T = len(seq[keys[0]])
+        start = rng.integers(0, max(1, T - window + 1))
+        steps = np.arange(start, start + window)
+        idx = np.minimum(steps, T - 1)
+        for column, key in zip(out, keys):
+            column.append(seq[key][idx])
+        masks.append(steps < T)
+    return [np.stack(c) for c in out], np.stack(masks)
 
 
 def flips_per_second(labels: np.ndarray, t: np.ndarray) -> tuple[int, float]:
@@ -222,7 +228,8 @@ def train_temporal(cfg: dict, progress: bool = True) -> dict:
             total = 0.0
             steps = max(1, sum(len(tr["x"]) for tr in train) // (t["window"] * t["batch_size"]))
             for _ in range(steps):
-                x, p = _windows(train, t["window"], t["batch_size"], rng)
+                (x, p), _ = random_windows(train, ("x", "p"), t["window"], t["batch_size"], rng)
+                x, p = torch.from_numpy(x), torch.from_numpy(p)
                 loss = temporal_loss(model(x), p, t["consistency"])
                 opt.zero_grad()
                 loss.backward()

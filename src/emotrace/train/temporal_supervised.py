@@ -43,7 +43,7 @@ from emotrace.temporal_data import (
     read_abaw_va,
     read_afew_va,
 )
-from emotrace.train.temporal import TemporalHead
+from emotrace.train.temporal import TemporalHead, random_windows
 
 TASKS = {"expr": len(ABAW_EXPR), "va": 2, "au": len(ABAW_AUS)}
 READERS = {"expr": read_abaw_expr, "va": read_abaw_va, "au": read_abaw_au}
@@ -139,19 +139,6 @@ def task_loss(task: str, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor)
 
 
 # -- 3-4. loop and validation ---------------------------------------------------------------------
-def _windows(seqs: list[dict], window: int, n: int, rng) -> tuple[torch.Tensor, ...]:
-    xs, ys, ms = [], [], []
-    for i in rng.integers(0, len(seqs), n):
-        s = seqs[i]
-        T = len(s["x"])
-        start = rng.integers(0, max(1, T - window + 1))
-        idx = np.minimum(np.arange(start, start + window), T - 1)
-        xs.append(s["x"][idx])
-        ys.append(np.nan_to_num(s["y"][idx].astype(np.float32)))
-        ms.append(s["mask"][idx] & (np.arange(start, start + window) < T))
-    return tuple(torch.from_numpy(np.stack(a)) for a in (xs, ys, ms))
-
-
 @torch.no_grad()
 def validate(model: TemporalHead, task: str, seqs: list[dict]) -> dict[str, float]:
     """The challenge metric(s) over all labelled frames of whole sequences."""
@@ -203,7 +190,10 @@ def train_supervised(cfg: dict, progress: bool = True) -> dict:
         for epoch in range(t["epochs"]):
             started, total = time.perf_counter(), 0.0
             for _ in range(steps):
-                x, y, mask = _windows(train, t["window"], t["batch_size"], rng)
+                (x, y, labelled), real = random_windows(train, ("x", "y", "mask"), t["window"],
+                                                          t["batch_size"], rng)
+                x, y = torch.from_numpy(x), torch.from_numpy(np.nan_to_num(y.astype(np.float32)))
+                mask = torch.from_numpy(labelled & real)
                 if not mask.any():
                     continue
                 loss = task_loss(d["task"], model(x), y, mask)

@@ -411,6 +411,7 @@ def eval_cmd(
     outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the JSON report and confusion PNG.")] = Path("eval"),
     limit: Annotated[int | None, typer.Option(help="Evaluate a fixed random subset of this size.")] = None,
     videos: Annotated[Path | None, typer.Option(help="With `eval embedding`: also the label-flip rate between adjacent frames on the videos in this folder.", show_default=False)] = None,
+    against: Annotated[str | None, typer.Option(help="A second classifier to compare on the same faces: accuracy difference with a bootstrap 95% interval and an exact McNemar test.", show_default=False)] = None,
 ) -> None:
     """Accuracy, macro-F1, per-class recall, confusion matrix and ECE of a classifier;
     `eval embedding MODEL`: same- vs opposite-emotion cosine, ROC-AUC, kNN and probe accuracy."""
@@ -432,7 +433,7 @@ def eval_cmd(
         return
 
     try:
-        report = evaluate(model, data, outdir, limit)
+        report = evaluate(model, data, outdir, limit, against=against)
     except (EmotraceError, ValueError) as exc:
         _fail(str(exc))
         raise typer.Exit(2) from None

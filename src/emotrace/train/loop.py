@@ -25,7 +25,7 @@ from emotrace import models
 from emotrace.datasets import FaceSet, load_named
 from emotrace.labels import canonical, va_points
 from emotrace.metrics import classification_report, plot_confusion
-from emotrace.train.config import flatten
+from emotrace.train.config import flatten, record_epoch
 from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss
 from emotrace.train.nets import EmotionNet, load_onnx_weights, onnx_class_head
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
@@ -199,8 +199,7 @@ def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> 
             row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
                    "valid_accuracy": report["accuracy"], "valid_macro_f1": report["macro_f1"],
                    "valid_ece": report["ece"], "seconds": time.perf_counter() - started}
-            history.append(row)
-            mlflow.log_metrics({k_: v for k_, v in row.items() if k_ != "epoch"}, step=epoch + 1)
+            record_epoch(history, row)
             print(json.dumps(row), flush=True)
             improved = report["accuracy"] > best
             if improved:

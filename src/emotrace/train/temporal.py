@@ -26,6 +26,7 @@ from torch import nn
 
 from emotrace.labels import canonical
 from emotrace.tables import write_json
+from emotrace.train.config import record_epoch
 
 DEFAULTS: dict[str, Any] = {
     "name": "temporal",
@@ -239,8 +240,7 @@ def train_temporal(cfg: dict, progress: bool = True) -> dict:
             ev = evaluate_tracks(model, test, names)
             row = {"epoch": epoch + 1, "loss": total / steps, "heldout_flips_per_s": ev["flips_per_s"],
                    "heldout_agreement": ev["agreement"], "seconds": round(time.perf_counter() - started, 2)}
-            history.append(row)
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            record_epoch(history, row)
             if progress:
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}, held-out flips/s "
                       f"{ev['flips_per_s']:.3f} (raw {raw['heldout']['flips_per_s']:.3f})")

@@ -43,6 +43,7 @@ from emotrace.temporal_data import (
     read_abaw_va,
     read_afew_va,
 )
+from emotrace.train.config import record_epoch
 from emotrace.train.temporal import TemporalHead, random_windows
 
 TASKS = {"expr": len(ABAW_EXPR), "va": 2, "au": len(ABAW_AUS)}
@@ -205,8 +206,7 @@ def train_supervised(cfg: dict, progress: bool = True) -> dict:
             scores = validate(model, d["task"], valid)
             row = {"epoch": epoch + 1, "loss": total / steps, **scores,
                    "seconds": round(time.perf_counter() - started, 2)}
-            history.append(row)
-            mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+            record_epoch(history, row)
             if progress:
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation "
                       + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "score"))

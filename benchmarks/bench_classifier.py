@@ -11,9 +11,9 @@ import time
 import numpy as np
 from common import WOLFGANG, machine
 
-from emotrace.classify import ExpressionClassifier
-from emotrace.detect import YuNetDetector
-from emotrace.video import FrameReader
+from emotrace.faces.classify import ExpressionClassifier
+from emotrace.faces.detect import YuNetDetector
+from emotrace.media.decode import FrameReader
 
 
 def real_faces(n: int = 64) -> list[tuple[np.ndarray, object]]:

@@ -21,7 +21,7 @@ from common import ROOT, machine
 
 from emotrace import Analyzer
 from emotrace.highlights import find_highlights
-from emotrace.moments import MomentSettings
+from emotrace.highlights.moments import MomentSettings
 
 spec = importlib.util.spec_from_file_location("make_reactions", ROOT / "scripts" / "make_reactions.py")
 make_reactions = importlib.util.module_from_spec(spec)

@@ -70,7 +70,7 @@ from fer.fer import FER  # fer 25.10.3's package __init__ no longer exports FER
 
 from emotrace import Analyzer
 from emotrace.labels import canonical
-from emotrace.metrics import bootstrap_accuracy_difference, mcnemar
+from emotrace.evaluation.metrics import bootstrap_accuracy_difference, mcnemar
 
 CLIPS = SHARED / "data" / "video" / "styletalk" / "style_clips"
 INDEX = SHARED / "data" / "video" / "index.csv"
@@ -152,9 +152,9 @@ def agreement(a: list[str | None], b: list[str | None]) -> tuple[float, int]:
 def still_accuracy(detector: FER, models: list[str]) -> dict:
     """FER2013 PrivateTest (7 classes; 3,573 faces with pixels here): fer's classifier and each
     emotrace model, with each system's per-face correctness (for the paired tests)."""
-    from emotrace.classify import ExpressionClassifier
-    from emotrace.datasets import fer2013
-    from emotrace.evaluate import face_probs
+    from emotrace.faces.classify import ExpressionClassifier
+    from emotrace.evaluation.datasets import fer2013
+    from emotrace.evaluation.classifier import face_probs
     from emotrace.labels import remap_probs
 
     faces = fer2013("PrivateTest")

@@ -15,9 +15,9 @@ import av
 import numpy as np
 from common import WOLFGANG, machine
 
-from emotrace.classify import ExpressionClassifier
-from emotrace.detect import YuNetDetector
-from emotrace.track import IoUTracker
+from emotrace.faces.classify import ExpressionClassifier
+from emotrace.faces.detect import YuNetDetector
+from emotrace.faces.track import IoUTracker
 
 
 def main() -> None:

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from common import WOLFGANG, machine
 
-from emotrace.viz import VideoWriter
-from emotrace.webcam import EmotionRecognizer, run_live
+from emotrace.outputs.annotate import VideoWriter
+from emotrace.apps.webcam import EmotionRecognizer, run_live
 
 
 def make_640x480(out: Path, frames: int) -> Path:
@@ -65,7 +65,7 @@ def _loop_without_display(rec: EmotionRecognizer, source: Path):
     """run_live's loop minus cv2.imshow (this machine has no display): capture, analyse, draw."""
     import time
 
-    from emotrace.webcam import LiveStats, open_source, overlay
+    from emotrace.apps.webcam import LiveStats, open_source, overlay
 
     cap = open_source(str(source))
     stats = LiveStats()

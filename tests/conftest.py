@@ -20,6 +20,31 @@ os.environ.setdefault("EMOTRACE_MODEL_DIR", str(MODELS))
 
 
 @pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    return MODELS
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def pyfeat_dir() -> Path:
+    return PYFEAT
+
+
+@pytest.fixture(scope="session")
+def styletalk_dir() -> Path:
+    return STYLETALK
+
+
+@pytest.fixture(scope="session")
 def analyzer():
     from emotrace import Analyzer
 

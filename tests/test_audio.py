@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import PYFEAT, STYLETALK
 
-from emotrace.audio import audio_features, read_audio
+from emotrace.media.audio import audio_features, read_audio
 
 pytest.importorskip("opensmile")
 

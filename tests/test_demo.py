@@ -21,12 +21,12 @@ from conftest import PYFEAT, ROOT, STYLETALK
 from typer.testing import CliRunner
 
 from emotrace import Analyzer, models
-from emotrace import demo_helpers as h
+from emotrace.apps.demo import helpers as h
 from emotrace.errors import InputError
 
 AppTest = pytest.importorskip("streamlit.testing.v1", reason="needs emotrace[demo]").AppTest
 
-APP = ROOT / "src" / "emotrace" / "demo.py"
+APP = ROOT / "src" / "emotrace" / "apps" / "demo" / "app.py"
 TITLE = "emotrace — emotions in faces"
 
 
@@ -177,7 +177,7 @@ def test_embeddings_page_computes_the_similarity(tmp_path):
         h.cosine(image.vector, clip.vector), abs=1e-3)
 
     # a fragment index built by `emotrace index`: the nearest fragments to face A, best first
-    from emotrace.index import index_videos
+    from emotrace.fragments import index_videos
 
     pytest.importorskip("lancedb")
     video = PYFEAT / "single_face.mp4"  # the same person as single_face.jpg
@@ -241,7 +241,7 @@ def test_bad_video_error_names_the_upload(analyzer):
 
 
 def test_ferplus_pairs_are_counted_as_described():
-    from emotrace.classify import ExpressionClassifier
+    from emotrace.faces.classify import ExpressionClassifier
 
     pairs = h.ferplus_pair_cosines(ExpressionClassifier(embeddings=True), n=150, seed=1)
     c = pairs.counts

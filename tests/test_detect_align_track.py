@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from conftest import PYFEAT
 
-from emotrace.align import ARCFACE_112, align_faces, similarity_transform
-from emotrace.detect import YuNetDetector
-from emotrace.track import IoUTracker, iou_matrix
+from emotrace.faces.align import ARCFACE_112, align_faces, similarity_transform
+from emotrace.faces.detect import YuNetDetector
+from emotrace.faces.track import IoUTracker, iou_matrix
 
 
 @pytest.fixture(scope="module")

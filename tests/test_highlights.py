@@ -17,9 +17,9 @@ from conftest import PYFEAT, ROOT
 from typer.testing import CliRunner
 
 from emotrace.highlights import find_highlights, parse_offsets, write_highlights
-from emotrace.moments import MomentSettings
-from emotrace.trailer import snap_segments
-from emotrace.video import probe
+from emotrace.highlights.moments import MomentSettings
+from emotrace.highlights.trailer import snap_segments
+from emotrace.media.decode import probe
 
 spec = importlib.util.spec_from_file_location("make_reactions", ROOT / "scripts" / "make_reactions.py")
 make_reactions = importlib.util.module_from_spec(spec)

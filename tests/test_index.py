@@ -11,7 +11,7 @@ from conftest import PYFEAT, STYLETALK
 from typer.testing import CliRunner
 
 from emotrace.errors import InputError
-from emotrace.index import index_videos, read_index, search
+from emotrace.fragments import index_videos, read_index, search
 
 pytest.importorskip("lancedb")
 HAPPY = STYLETALK / "style_clips" / "happyenglish_clip1.mp4"  # 4.5 s, broadly happy

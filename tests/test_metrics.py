@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from emotrace.cli import app
-from emotrace.metrics import bootstrap_accuracy_difference, mcnemar
+from emotrace.evaluation.metrics import bootstrap_accuracy_difference, mcnemar
 
 
 def test_mcnemar_counts_discordant_items_and_gives_the_exact_binomial_p():

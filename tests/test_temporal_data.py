@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emotrace.errors import InputError
-from emotrace.temporal_data import (
+from emotrace.evaluation.temporal_data import (
     ABAW_AUS,
     ABAW_EXPR,
     abaw_frames,

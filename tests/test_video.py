@@ -108,7 +108,7 @@ def test_variable_frame_rate_keeps_stream_timestamps(analyzer, tmp_path):
     """Frames written at irregular times come back with those times, not index / fps."""
     import av
 
-    from emotrace.viz import VideoWriter
+    from emotrace.outputs.annotate import VideoWriter
 
     with av.open(str(PYFEAT / "single_face.mp4")) as src:
         images = [f.to_ndarray(format="bgr24") for _, f in zip(range(24), src.decode(video=0))]

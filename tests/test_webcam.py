@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 
 from emotrace.errors import InputError
 from emotrace.pipeline import read_image
-from emotrace.trailer import grab_frame
-from emotrace.video import probe
-from emotrace.webcam import EmotionRecognizer, has_gui, run_live
+from emotrace.highlights.trailer import grab_frame
+from emotrace.media.decode import probe
+from emotrace.apps.webcam import EmotionRecognizer, has_gui, run_live
 
 WOLFGANG = PYFEAT / "WolfgangLanger_Pexels.mp4"  # sad first, broadly smiling from ~12 s
 

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from emotrace import models
 from emotrace.errors import InputError
-from emotrace.tables import write_csv, write_parquet
+from emotrace.outputs.files import write_csv, write_parquet
 
 ENGINES = ("local", "ray")
 MANIFEST_COLUMNS = ["key", "path", "status", "reason", "output", "frames", "faces", "seconds",
@@ -224,7 +224,7 @@ def run_batch(
     on_record: Callable[[dict], None] | None = None,
 ) -> BatchSummary:
     """Analyse every recording (see module doc); returns counts and the manifest's path."""
-    from emotrace.video import VIDEO_SUFFIXES
+    from emotrace.media.decode import VIDEO_SUFFIXES
 
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")

@@ -17,12 +17,12 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from emotrace import models
-from emotrace.classify import ExpressionClassifier
-from emotrace.detect import YuNetDetector
+from emotrace.faces.classify import ExpressionClassifier
+from emotrace.faces.detect import YuNetDetector
 from emotrace.errors import InputError
-from emotrace.track import IoUTracker
-from emotrace.types import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
-from emotrace.video import Frame, FrameReader
+from emotrace.faces.track import IoUTracker
+from emotrace.results import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
+from emotrace.media.decode import Frame, FrameReader
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 FrameCallback = Callable[[Frame, FrameAnalysis], None]
@@ -106,6 +106,36 @@ class Analyzer:
     def labels(self) -> tuple[str, ...]:
         return self.classifier.labels
 
+    # -- one frame: the step every driver uses --------------------------------------------
+    def locate(self, image: np.ndarray, timestamp: float = 0.0, tracker: IoUTracker | None = None,
+               still: bool = False) -> Detections:
+        """The faces of one BGR frame, with the tracker's ids when a tracker is given.
+
+        Faces are detected at the video size (`still`: the still-image size), so every driver
+        (video, webcam, fragment queries, API, demo) detects the same way.
+        """
+        det = self.detector(image, self.image_detect_size if still else self.video_detect_size)
+        if tracker is not None:
+            det = det.with_track_ids(tracker.update(det.boxes, timestamp))
+        return det
+
+    def crops(self, image: np.ndarray, detections: Detections) -> np.ndarray:
+        """Each face cut out as the classifier wants it (its card's crop policy)."""
+        return self.classifier.crops(image, detections)
+
+    def classify(self, crops: np.ndarray) -> Emotions:
+        """Emotions of (N, S, S, 3) uint8 BGR crops, `batch_size` faces per model call."""
+        return self.classifier(crops, self.batch_size)
+
+    def analyze_frame(self, image: np.ndarray, timestamp: float = 0.0,
+                      tracker: IoUTracker | None = None, index: int = 0,
+                      still: bool = False) -> FrameAnalysis:
+        """Detect, track (with `tracker`), crop and classify the faces of one BGR frame."""
+        det = self.locate(image, timestamp, tracker, still)
+        emotions = (self.classify(self.crops(image, det)) if len(det)
+                    else Emotions.empty(self.labels))
+        return FrameAnalysis(index, timestamp, det, emotions)
+
     # -- images ---------------------------------------------------------------------------
     def analyze_image(
         self, image: str | Path | np.ndarray, cropped: bool = False, name: str | None = None
@@ -116,11 +146,9 @@ class Analyzer:
         if cropped:
             det = whole_image_detection(array)
             faces = cv2.resize(array, (self.classifier.size,) * 2, interpolation=cv2.INTER_LINEAR)
-            emotions = self.classifier(faces[None], self.batch_size)
+            frame = FrameAnalysis(0, 0.0, det, self.classify(faces[None]))
         else:
-            det = self.detector(array, self.image_detect_size)
-            emotions = self.classifier(self.classifier.crops(array, det), self.batch_size)
-        frame = FrameAnalysis(0, 0.0, det, emotions, np.full(len(det), -1, np.int64))
+            frame = self.analyze_frame(array, still=True)
         return ImageAnalysis(path, array.shape[1], array.shape[0], frame)
 
     def analyze_images(
@@ -156,20 +184,20 @@ class Analyzer:
         total = reader.info.n_frames if fps is None else int(reader.info.duration * fps) + 1
         bar = tqdm(total=total or None, desc=Path(path).name, unit="frame",
                    disable=not progress, dynamic_ncols=True)
-        pending: list[tuple[Frame, Detections, np.ndarray]] = []
+        pending: list[tuple[Frame, Detections]] = []
         crops: list[np.ndarray] = []
         n_crops = 0
 
         def flush() -> None:
             nonlocal n_crops
             batch = np.concatenate(crops) if crops else None
-            emotions = self.classifier(batch, self.batch_size) if batch is not None else None
+            emotions = self.classify(batch) if batch is not None else None
             start = 0
-            for frame, det, ids in pending:
+            for frame, det in pending:
                 n = len(det)
                 emo = emotions.slice(start, start + n) if n else Emotions.empty(self.labels)
                 start += n
-                analysis = FrameAnalysis(frame.index, frame.timestamp, det, emo, ids)
+                analysis = FrameAnalysis(frame.index, frame.timestamp, det, emo)
                 result.frames.append(analysis)
                 if on_frame is not None:
                     on_frame(frame, analysis)
@@ -181,14 +209,13 @@ class Analyzer:
         started = time.perf_counter()
         try:
             for frame in reader:
-                det = self.detector(frame.image, self.video_detect_size)
-                ids = tracker.update(det.boxes, frame.timestamp)
+                det = self.locate(frame.image, frame.timestamp, tracker)
                 if len(det):
-                    crops.append(self.classifier.crops(frame.image, det))
+                    crops.append(self.crops(frame.image, det))
                     n_crops += len(det)
                 if on_frame is None:
                     frame.image = None  # the crops are all we keep: free the frame now
-                pending.append((frame, det, ids))
+                pending.append((frame, det))
                 if n_crops >= self.batch_size or len(pending) >= 4 * self.batch_size:
                     flush()
             flush()

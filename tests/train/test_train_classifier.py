@@ -10,10 +10,10 @@ torch = pytest.importorskip("torch")
 
 from conftest import MODELS
 
-from emotrace.datasets import ferplus
+from emotrace.evaluation.datasets import ferplus
 from emotrace.train.config import load_config
 from emotrace.train.export import export_onnx
-from emotrace.train.loop import build_net, train_classifier
+from emotrace.train.classifier import build_net, train_classifier
 from emotrace.train.nets import EmotionNet, load_onnx_weights
 from emotrace.train.transforms import EvalTransform
 

@@ -37,7 +37,7 @@ def test_tcn_pooler_on_real_windows(tmp_path):
     assert 0.5 < r["heldout_auc"] <= 1 and len(r["history"]) == 4
     assert (tmp_path / "tcn" / "clip.pt").is_file()
     # the exported pooler (ONNX Runtime, no torch) equals the PyTorch one, over any length
-    from emotrace.embed import FaceEmbedder
+    from emotrace.faces.embed import FaceEmbedder
 
     saved = torch.load(tmp_path / "tcn" / "clip.pt", weights_only=False)
     pooler = ClipPooler("tcn", saved["in_dim"], 256, 128)
@@ -53,7 +53,7 @@ def test_tcn_pooler_on_real_windows(tmp_path):
 def test_index_with_a_clip_pooler(tmp_path):
     """`emotrace index --embedder clip.onnx`: fragments are the pooler's window (frames / fps),
     and a moment searched for finds itself first."""
-    from emotrace.index import index_videos, read_index, search
+    from emotrace.fragments import index_videos, read_index, search
     from emotrace.train.clip import export_pooler
 
     pytest.importorskip("lancedb")

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_metric_learning")
 
-from emotrace.embed import FaceEmbedder
-from emotrace.embedding_eval import evaluate_embedding
+from emotrace.faces.embed import FaceEmbedder
+from emotrace.evaluation.embedding import evaluate_embedding
 from emotrace.train.config import load_config
 from emotrace.train.embedding import (
     DEFAULTS,
@@ -105,7 +105,7 @@ def test_exported_model_reloads_into_pytorch():
     import onnxruntime as ort
 
     from emotrace import models
-    from emotrace.datasets import ferplus
+    from emotrace.evaluation.datasets import ferplus
     from emotrace.train.nets import load_exported
     from emotrace.train.transforms import EvalTransform
 
@@ -122,7 +122,7 @@ def test_exported_model_reloads_into_pytorch():
 
 
 def test_finetune_mode_trains_backbone_and_exports_one_model(tmp_path):
-    from emotrace.datasets import ferplus
+    from emotrace.evaluation.datasets import ferplus
     from emotrace.train.embedding_finetune import ProjectedEmotionNet
     from emotrace.train.transforms import EvalTransform
 

@@ -18,12 +18,12 @@ pytest.importorskip("torch")
 from conftest import STYLETALK
 from typer.testing import CliRunner
 
-from emotrace.detect import YuNetDetector
+from emotrace.faces.detect import YuNetDetector
 from emotrace.labels import VA_POINTS
-from emotrace.temporal_data import ABAW_AUS, ABAW_EXPR
+from emotrace.evaluation.temporal_data import ABAW_AUS, ABAW_EXPR
 from emotrace.train.config import load_config
 from emotrace.train.temporal import DEFAULTS, train_temporal
-from emotrace.video import FrameReader
+from emotrace.media.decode import FrameReader
 
 TRAIN = {"happyenglish_clip2": "happy", "sad_emotion_clip1": "sad", "furious_talk1_clip2": "anger",
          "sadfather_clip1": "sad", "furious_talk2_clip6": "anger"}

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from emotrace.embedding_eval import roc_auc
-from emotrace.tables import write_json
+from emotrace.evaluation.embedding import roc_auc
+from emotrace.outputs.files import write_json
 from emotrace.train.temporal import TCNBlock, load_tracks
 
 KINDS = ("mean", "attention", "gru", "tcn")

@@ -38,16 +38,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from emotrace.datasets import ferplus
-from emotrace.embed import FaceEmbedder
-from emotrace.embedding_eval import (
+from emotrace.evaluation.datasets import ferplus
+from emotrace.faces.embed import FaceEmbedder
+from emotrace.evaluation.embedding import (
     evaluate_embedding,
     face_embeddings,
     format_embedding_report,
     pair_similarities,
     roc_auc,
 )
-from emotrace.tables import write_json
+from emotrace.outputs.files import write_json
 from emotrace.train.config import flatten, record_epoch
 
 DEFAULTS: dict[str, Any] = {
@@ -160,7 +160,7 @@ def temporal_windows(backbone_name: str, folder: str | Path, window_s: float, ca
     """Backbone features of every face in the videos under `folder` and an instance label
     per (video, track, window of `window_s` seconds): frames that should embed alike."""
     from emotrace.pipeline import Analyzer
-    from emotrace.video import VIDEO_SUFFIXES
+    from emotrace.media.decode import VIDEO_SUFFIXES
 
     path = cache / f"{backbone_name}_tracks_{Path(folder).name}_{window_s:g}.npz"
     if path.is_file():

@@ -30,10 +30,10 @@ import torch
 from tqdm.auto import tqdm
 
 from emotrace import models
-from emotrace.datasets import FaceSet, ferplus
+from emotrace.evaluation.datasets import FaceSet, ferplus
 from emotrace.labels import va_points
-from emotrace.metrics import classification_report
-from emotrace.tables import write_json
+from emotrace.evaluation.metrics import classification_report
+from emotrace.outputs.files import write_json
 from emotrace.train.config import flatten, record_epoch
 from emotrace.train.embedding import BestEpoch, ProjectionHead, build_loss, report_run, valid_scores
 from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss

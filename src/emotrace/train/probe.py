@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from emotrace.tables import atomic_write, write_json
+from emotrace.outputs.files import atomic_write, write_json
 
 
 def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -191,9 +191,9 @@ def run_probe(path: str | Path, outdir: str | Path, epochs: int = 60, seed: int 
 
 def embeddings_from_faces(model: str, out: str | Path, limit: int | None = None) -> Path:
     """A probe table (.npz) of `model`'s embeddings of FER+ train/valid/test (majority labels)."""
-    from emotrace.datasets import ferplus
-    from emotrace.embed import FaceEmbedder
-    from emotrace.embedding_eval import face_embeddings
+    from emotrace.evaluation.datasets import ferplus
+    from emotrace.faces.embed import FaceEmbedder
+    from emotrace.evaluation.embedding import face_embeddings
 
     embedder = FaceEmbedder(model)
     parts = []

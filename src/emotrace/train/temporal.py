@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from emotrace.labels import canonical
-from emotrace.tables import write_json
+from emotrace.outputs.files import write_json
 from emotrace.train.config import record_epoch
 
 DEFAULTS: dict[str, Any] = {
@@ -54,7 +54,7 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path, audi
     if path.is_file():
         return torch.load(path, weights_only=False)
     from emotrace.pipeline import Analyzer
-    from emotrace.video import VIDEO_SUFFIXES
+    from emotrace.media.decode import VIDEO_SUFFIXES
 
     folder = Path(folder)
     index = folder / "index.csv"
@@ -69,7 +69,7 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path, audi
         result = analyzer.analyze_video(video, fps=fps, progress=False)
         sound = None
         if audio:
-            from emotrace.audio import audio_features
+            from emotrace.media.audio import audio_features
 
             sound = audio_features(video, 1.0)
         per: dict[int, list] = {}

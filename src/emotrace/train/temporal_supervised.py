@@ -4,7 +4,7 @@ The same heads as the pseudo-label mode (`temporal.py`), trained on per-frame hu
 
 - `abaw` (Aff-Wild2, the ABAW challenges): `data.root` holds `annotations/<TASK>_Set/
   Train_Set/<video>.txt` and `.../Validation_Set/<video>.txt` (TASK = EXPR, VA or AU, the
-  format `emotrace.temporal_data` reads) and `cropped_aligned/<video>/00001.jpg, ...`. Frames
+  format `emotrace.evaluation.temporal_data` reads) and `cropped_aligned/<video>/00001.jpg, ...`. Frames
   whose image is missing (no face found by the organisers) or whose label is -1 / -5 are left
   out of the loss and the metrics, as in the challenge.
 - `afew-va`: `data.root` holds one folder per clip (`<clip>/<clip>.json` + `00000.png`, ...);
@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from emotrace.errors import InputError
-from emotrace.tables import write_json
-from emotrace.temporal_data import (
+from emotrace.outputs.files import write_json
+from emotrace.evaluation.temporal_data import (
     ABAW_AUS,
     ABAW_EXPR,
     abaw_frames,
@@ -97,7 +97,7 @@ def afew_sequences(root: Path, clf) -> list[dict]:
 
 def load_sequences(cfg: dict) -> tuple[list[dict], list[dict]]:
     """(train, validation) sequences of the configured data, cached per backbone and data."""
-    from emotrace.classify import ExpressionClassifier
+    from emotrace.faces.classify import ExpressionClassifier
 
     d = cfg["data"]
     root = Path(d["root"] or "")

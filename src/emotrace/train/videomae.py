@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from emotrace.errors import InputError
-from emotrace.video import VIDEO_SUFFIXES, FrameReader
+from emotrace.media.decode import VIDEO_SUFFIXES, FrameReader
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)

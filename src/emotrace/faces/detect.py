@@ -1,0 +1,80 @@
+"""Face detection: YuNet through `cv2.FaceDetectorYN`, every face with a score and 5 landmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotrace import models
+from emotrace.results import Detections
+
+# OpenCV 5 warns on every YuNet load that its new graph engine ignores targets; say only errors.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+class YuNetDetector:
+    """Find faces in BGR images.
+
+    Args:
+        model_path: explicit YuNet file; default: the registry's ``yunet``.
+        score_threshold: minimum detection score in (0, 1).
+        nms_threshold: IoU above which overlapping boxes are suppressed.
+        min_face_size: drop faces whose shorter box side is below this many pixels (of the
+            original image).
+        max_side: detect on a copy whose longer side is at most this many pixels (faster on
+            large frames; small faces below about 10 px at that size are lost). None = full size.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        score_threshold: float = 0.6,
+        nms_threshold: float = 0.3,
+        min_face_size: int = 0,
+        max_side: int | None = 640,
+    ) -> None:
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if not 0.0 < nms_threshold <= 1.0:
+            raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
+        if min_face_size < 0:
+            raise ValueError(f"min_face_size must be >= 0, got {min_face_size}")
+        if max_side is not None and max_side < 32:
+            raise ValueError(f"max_side must be >= 32 or None, got {max_side}")
+        path = models.resolve("yunet", model_path)
+        self.min_face_size = min_face_size
+        self.max_side = max_side
+        self._net = cv2.FaceDetectorYN.create(
+            str(path), "", (320, 320), score_threshold, nms_threshold, 5000
+        )
+        self._size: tuple[int, int] | None = None
+
+    def __call__(self, image: np.ndarray, max_side: int | None | str = "default") -> Detections:
+        """Faces in an HxWx3 BGR image; `max_side` overrides the detector's for this call."""
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 BGR image, got shape {image.shape}")
+        limit = self.max_side if max_side == "default" else max_side
+        h, w = image.shape[:2]
+        if limit and max(h, w) > limit:
+            scale = limit / max(h, w)
+            small = (max(1, round(w * scale)), max(1, round(h * scale)))
+            image = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+        size = (image.shape[1], image.shape[0])
+        if size != self._size:  # setInputSize rebuilds priors: only when the size changes
+            self._net.setInputSize(size)
+            self._size = size
+        _, faces = self._net.detect(image)
+        if faces is None or len(faces) == 0:
+            return Detections.empty()
+        faces = faces.astype(np.float32)
+        # Map back to the original image (per axis: the resize rounds each side separately).
+        sx, sy = w / size[0], h / size[1]
+        x, y, bw, bh = faces[:, 0] * sx, faces[:, 1] * sy, faces[:, 2] * sx, faces[:, 3] * sy
+        boxes = np.stack([x, y, x + bw, y + bh], axis=1)
+        landmarks = faces[:, 4:14].reshape(-1, 5, 2) * np.array([sx, sy], np.float32)
+        det = Detections(boxes, faces[:, 14].copy(), landmarks.astype(np.float32))
+        if self.min_face_size:
+            det = det.take(np.minimum(bw, bh) >= self.min_face_size)
+        return det

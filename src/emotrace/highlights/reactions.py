@@ -1,0 +1,198 @@
+"""One viewer's reaction signals: their face track, per-second signals, their own baseline.
+
+A reaction recording films one test viewer watching the episode. `viewer_signals` turns the
+per-frame analysis of that recording into a per-second table on the *episode's* timeline
+(episode time = recording time + offset):
+
+- which face is the viewer: the most persistent track, extended by later or earlier tracks at
+  the same place that never overlap it in time (the viewer left the frame or the tracker lost
+  them); every other face (someone walking past) is ignored;
+- per second: `presence` (share of analysed frames with the viewer's face), `expressiveness`
+  (1 - P(neutral)), `valence`, `arousal`, each emotion's mean probability, `change` (total
+  variation between this second's mean distribution and the previous one's) and `dominant`
+  (the most probable non-neutral emotion). A second with the face in fewer than half of its
+  frames is *missing*: its signals are NaN, never zero;
+- each signal normalised against the viewer's own baseline: z = (x - median) / scale, with the
+  median and the scaled MAD over all the viewer's seconds (reactions are brief, so the median
+  is the viewer's resting face), and a floor on the scale so a very still face does not turn
+  noise into reactions;
+- `intensity`, a weighted mean of the positive parts of the z-scores (|z| for valence: a
+  reaction can be positive or negative; `change` only where expressiveness rises, so the
+  return to rest is not a reaction of its own), and `reacting` = intensity >= a threshold.
+
+Valence and arousal come from the model's VA head; for a model without one they are the
+expectation of the emotion points in `labels.VA_POINTS` under the class probabilities (a proxy,
+said so in `ViewerSignals.va_source`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from emotrace.labels import canonical, va_points
+from emotrace.results import VideoAnalysis
+
+SIGNALS = ("expressiveness", "valence", "arousal", "change")
+#: Not counted as a reaction when picking the dominant emotion.
+RESTING = frozenset({"neutral", "uncertain"})
+
+
+@dataclass(frozen=True)
+class ReactionSettings:
+    """How per-second signals are built and normalised.
+
+    bin_s: width of one timeline step (seconds). min_presence: share of a step's frames that
+    must show the viewer's face, else the step is missing. scale_floor: smallest baseline
+    scale per signal (probability / VA units), so that noise on a still face is not a
+    reaction. weights: contribution of each z-scored signal to `intensity` (chosen by
+    judgement: no labelled reaction data exists here to fit them). react_threshold: intensity
+    (baseline-scale units) from which a viewer counts as reacting. z_cap: z-scores are clipped
+    to +-z_cap so that one viewer cannot outweigh all the others.
+    """
+
+    bin_s: float = 1.0
+    min_presence: float = 0.5
+    scale_floor: dict[str, float] = field(default_factory=lambda: dict.fromkeys(SIGNALS, 0.05))
+    weights: dict[str, float] = field(default_factory=lambda: {
+        "expressiveness": 0.4, "valence": 0.2, "arousal": 0.2, "change": 0.2})
+    react_threshold: float = 1.5
+    z_cap: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.bin_s <= 0:
+            raise ValueError(f"bin_s must be > 0, got {self.bin_s}")
+        if not 0 < self.min_presence <= 1:
+            raise ValueError(f"min_presence must be in (0, 1], got {self.min_presence}")
+        unknown = (set(self.weights) | set(self.scale_floor)) - set(SIGNALS)
+        if unknown:
+            raise ValueError(f"unknown signals {sorted(unknown)}; valid: {', '.join(SIGNALS)}")
+        if any(w < 0 for w in self.weights.values()) or not sum(self.weights.values()):
+            raise ValueError(f"weights must be >= 0 and not all 0, got {self.weights}")
+
+
+@dataclass(frozen=True)
+class ViewerSignals:
+    """Per-step reaction signals of one viewer, indexed by episode step.
+
+    table: one row per step the recording covers (index `step`; `time` = step start in
+    episode seconds), columns `presence`, the `SIGNALS`, one probability column per emotion,
+    `dominant`, `z_<signal>`, `intensity`, `reacting`, `missing`.
+    """
+
+    name: str
+    path: str
+    offset: float
+    bin_s: float
+    labels: tuple[str, ...]
+    table: pd.DataFrame
+    baseline: dict[str, tuple[float, float]]  # signal -> (median, scale)
+    track_ids: tuple[int, ...]
+    va_source: str  # "model" or "class-probability proxy"
+
+    @property
+    def seconds_present(self) -> float:
+        return float((~self.table["missing"]).sum())
+
+
+def viewer_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The viewer's face in each frame: the most persistent track plus non-overlapping tracks
+    at the same place. Returns the face rows (a subset of `df`), sorted by time."""
+    faces = df[df["track_id"] >= 0]
+    if faces.empty:
+        return faces
+    g = faces.groupby("track_id")
+    span = g["timestamp"].agg(["min", "max", "count"])
+    cx = (faces["x1"] + faces["x2"]) / 2
+    cy = (faces["y1"] + faces["y2"]) / 2
+    place = pd.DataFrame({"cx": cx, "cy": cy, "w": faces["x2"] - faces["x1"],
+                          "track_id": faces["track_id"]}).groupby("track_id").median()
+    order = span.sort_values("count", ascending=False).index
+    main = order[0]
+    chosen = [main]
+    for track in order[1:]:
+        near = np.hypot(place.at[track, "cx"] - place.at[main, "cx"],
+                        place.at[track, "cy"] - place.at[main, "cy"]) <= place.at[main, "w"]
+        overlaps = any(span.at[track, "min"] <= span.at[c, "max"]
+                       and span.at[c, "min"] <= span.at[track, "max"] for c in chosen)
+        if near and not overlaps:
+            chosen.append(track)
+    rows = faces[faces["track_id"].isin(chosen)]
+    # Two faces of chosen tracks in one frame cannot happen (no overlap in time), but keep
+    # the best-scoring one per frame to be safe.
+    return rows.sort_values("det_score", ascending=False).drop_duplicates("frame").sort_values("timestamp")
+
+
+def _robust_z(x: pd.Series, floor: float, cap: float) -> tuple[pd.Series, float, float]:
+    valid = x.dropna()
+    if valid.empty:
+        return x * np.nan, float("nan"), float("nan")
+    median = float(valid.median())
+    scale = max(1.4826 * float((valid - median).abs().median()), floor)
+    return ((x - median) / scale).clip(-cap, cap), median, scale
+
+
+def viewer_signals(
+    analysis: VideoAnalysis, offset: float = 0.0, name: str | None = None,
+    settings: ReactionSettings | None = None,
+) -> ViewerSignals:
+    """Per-step signals of the viewer in one analysed reaction recording (see module doc)."""
+    settings = settings or ReactionSettings()
+    labels = analysis.labels
+    df = analysis.to_pandas()
+    step = np.floor((df.groupby("frame")["timestamp"].first() + offset) / settings.bin_s)
+    frames_per_step = step.value_counts().sort_index()
+    rows = viewer_rows(df).copy()
+    rows["step"] = np.floor((rows["timestamp"] + offset) / settings.bin_s).astype(np.int64)
+
+    emo = list(labels)
+    if "valence" in rows and rows["valence"].notna().any():
+        va_source = "model"
+    else:
+        va = rows[emo].to_numpy(np.float32) @ va_points(labels)
+        rows["valence"], rows["arousal"] = va[:, 0], va[:, 1]
+        va_source = "class-probability proxy"
+    neutral = [c for c in emo if canonical(c) == "neutral"]
+    rows["expressiveness"] = 1.0 - (rows[neutral[0]] if neutral else 0.0)
+
+    g = rows.groupby("step")
+    table = pd.DataFrame(index=pd.RangeIndex(int(frames_per_step.index.min()),
+                                             int(frames_per_step.index.max()) + 1, name="step"))
+    table["time"] = table.index * settings.bin_s
+    table["presence"] = (g.size() / frames_per_step).reindex(table.index).fillna(0.0)
+    table["missing"] = table["presence"] < settings.min_presence
+    means = g[["expressiveness", "valence", "arousal", *emo]].mean().reindex(table.index)
+    means.loc[table["missing"].to_numpy()] = np.nan
+    table = table.join(means)
+    probs = table[emo].to_numpy()
+    # total variation between consecutive steps' mean distributions: robust to the frame rate,
+    # unlike frame-to-frame differences, whose noise grows with the number of frames
+    tv = 0.5 * np.abs(np.diff(probs, axis=0)).sum(axis=1)
+    table["change"] = np.concatenate([[np.nan], tv])
+    resting = [c for c in emo if canonical(c) in RESTING]
+    active = table[[c for c in emo if c not in resting]]
+    table["dominant"] = active.fillna(-1.0).idxmax(axis=1).where(~table["missing"], None)
+
+    baseline = {}
+    intensity = pd.Series(0.0, index=table.index)
+    for signal in SIGNALS:
+        z, median, scale = _robust_z(table[signal], settings.scale_floor.get(signal, 0.05),
+                                     settings.z_cap)
+        table[f"z_{signal}"] = z
+        baseline[signal] = (median, scale)
+        part = z.abs() if signal == "valence" else z.clip(lower=0)
+        if signal == "change":
+            # a change counts towards a reaction only on the way into an expression: the
+            # return to rest after a reaction is not a new reaction
+            part = part.where(table["expressiveness"].diff() > 0, 0.0)
+        intensity += settings.weights.get(signal, 0.0) * part.fillna(0.0)
+    intensity /= sum(settings.weights.values())
+    table["intensity"] = intensity.where(~table["missing"])
+    table["reacting"] = table["intensity"] >= settings.react_threshold
+    return ViewerSignals(
+        name=name or analysis.info.path, path=analysis.info.path, offset=offset, bin_s=settings.bin_s, labels=labels,
+        table=table, baseline=baseline, track_ids=tuple(int(t) for t in rows["track_id"].unique()),
+        va_source=va_source,
+    )

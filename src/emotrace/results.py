@@ -1,0 +1,344 @@
+"""Typed results: small dataclasses of numpy arrays that check their shapes and go to pandas.
+
+Each pipeline stage maps one type to the next: an image -> `Detections` -> aligned crops ->
+`Emotions`; a frame's `Detections` + `Emotions` + track ids make a `FrameAnalysis`; the frames of
+an image or a video make an `ImageAnalysis` / `VideoAnalysis`, whose `to_pandas()` gives the
+per-face table (one row per face, and one row for a frame without a face).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+#: YuNet's landmark order (subject's right eye is on the image's left).
+LANDMARK_NAMES = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
+BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
+LANDMARK_COLUMNS = [f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")]
+
+
+def _check(name: str, arr: np.ndarray, shape: tuple) -> None:
+    if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape)):
+        raise ValueError(f"{name} must have shape {shape} (None = any), got {arr.shape}")
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Faces found in one image.
+
+    boxes: (N, 4) float32, x1 y1 x2 y2 in pixels; scores: (N,) float32;
+    landmarks: (N, 5, 2) float32 in pixels, in `LANDMARK_NAMES` order;
+    track_ids: (N,) int64, the tracker's id of each face, -1 where not tracked (still images).
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        n = len(self.boxes)
+        _check("boxes", self.boxes, (n, 4))
+        _check("scores", self.scores, (n,))
+        _check("landmarks", self.landmarks, (n, 5, 2))
+        if len(self.track_ids) == 0 and n:  # not tracked: every face gets -1
+            object.__setattr__(self, "track_ids", np.full(n, -1, np.int64))
+        _check("track_ids", self.track_ids, (n,))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        z = np.zeros
+        return cls(z((0, 4), np.float32), z((0,), np.float32), z((0, 5, 2), np.float32))
+
+    def take(self, keep: np.ndarray) -> Detections:
+        return Detections(self.boxes[keep], self.scores[keep], self.landmarks[keep],
+                          self.track_ids[keep])
+
+    def with_track_ids(self, track_ids: np.ndarray) -> Detections:
+        """The same faces with the tracker's ids."""
+        return replace(self, track_ids=np.asarray(track_ids, np.int64))
+
+    def largest(self) -> int | None:
+        """Index of the face with the largest box area, None when there is none."""
+        if not len(self):
+            return None
+        w = self.boxes[:, 2] - self.boxes[:, 0]
+        h = self.boxes[:, 3] - self.boxes[:, 1]
+        return int(np.argmax(w * h))
+
+
+@dataclass(frozen=True)
+class Emotions:
+    """Expression classification of N faces.
+
+    probs: (N, K) float32, rows sum to 1, columns in `labels` order;
+    embeddings: (N, D) float32 or None where the model has no embedding output (or it was
+    not asked for); valence, arousal: (N,) in [-1, 1] where the model predicts them.
+    """
+
+    probs: np.ndarray
+    labels: tuple[str, ...]
+    embeddings: np.ndarray | None = None
+    valence: np.ndarray | None = None
+    arousal: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.probs)
+        _check("probs", self.probs, (n, len(self.labels)))
+        if self.embeddings is not None:
+            _check("embeddings", self.embeddings, (n, None))
+        for name in ("valence", "arousal"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(name, value, (n,))
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    @property
+    def top(self) -> list[str]:
+        return [self.labels[i] for i in self.probs.argmax(axis=1)] if len(self) else []
+
+    @classmethod
+    def empty(cls, labels: tuple[str, ...]) -> Emotions:
+        return cls(np.zeros((0, len(labels)), np.float32), labels)
+
+    def slice(self, start: int, stop: int) -> Emotions:
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[start:stop]
+
+        return Emotions(
+            self.probs[start:stop], self.labels, cut(self.embeddings),
+            cut(self.valence), cut(self.arousal),
+        )
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    """Faces (with their track ids) and emotions in one frame (or one image)."""
+
+    frame_index: int
+    timestamp: float
+    detections: Detections
+    emotions: Emotions
+
+    def __post_init__(self) -> None:
+        n = len(self.detections)
+        if len(self.emotions) != n:
+            raise ValueError(f"{n} detections but {len(self.emotions)} classified faces")
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    @property
+    def track_ids(self) -> np.ndarray:
+        """(N,) int64: the detections' track ids (-1 where not tracked)."""
+        return self.detections.track_ids
+
+
+@dataclass(frozen=True)
+class Track:
+    """One tracked face of one video: its rows over time, in time order.
+
+    timestamps: (T,) float64 s; frames: (T,) int64 decoded-frame indices; boxes: (T, 4);
+    probs: (T, K) in `labels` order; embeddings: (T, D) or None; valence, arousal: (T,) or None.
+    """
+
+    source: str
+    track_id: int
+    labels: tuple[str, ...]
+    timestamps: np.ndarray
+    frames: np.ndarray
+    boxes: np.ndarray
+    probs: np.ndarray
+    embeddings: np.ndarray | None = None
+    valence: np.ndarray | None = None
+    arousal: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.timestamps)
+        _check("frames", self.frames, (n,))
+        _check("boxes", self.boxes, (n, 4))
+        _check("probs", self.probs, (n, len(self.labels)))
+        if self.embeddings is not None:
+            _check("embeddings", self.embeddings, (n, None))
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """(source, track_id): a track id is unique only within its source."""
+        return (self.source, self.track_id)
+
+    @property
+    def top(self) -> list[str]:
+        return [self.labels[i] for i in self.probs.argmax(axis=1)]
+
+    @property
+    def duration(self) -> float:
+        return float(self.timestamps[-1] - self.timestamps[0]) if len(self) else 0.0
+
+    def take(self, keep: np.ndarray | slice) -> Track:
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[keep]
+
+        return Track(self.source, self.track_id, self.labels, self.timestamps[keep],
+                     self.frames[keep], self.boxes[keep], self.probs[keep],
+                     cut(self.embeddings), cut(self.valence), cut(self.arousal))
+
+    def windows(self, window: float) -> list[tuple[int, Track]]:
+        """(w, rows with w*window <= t < (w+1)*window) for every window the track is seen in."""
+        if window <= 0:
+            raise ValueError(f"window must be > 0 s, got {window}")
+        index = np.floor(self.timestamps / window).astype(np.int64)
+        return [(int(w), self.take(index == w)) for w in np.unique(index)]
+
+
+def tracks_of(source: str, frames: list[FrameAnalysis], labels: tuple[str, ...],
+              min_frames: int = 1) -> list[Track]:
+    """The tracks of analysed frames (faces with track id -1 left out), ordered by track id."""
+    rows: dict[int, list[tuple[FrameAnalysis, int]]] = {}
+    for f in frames:
+        for i, t in enumerate(f.track_ids):
+            if t >= 0:
+                rows.setdefault(int(t), []).append((f, i))
+    tracks = []
+    for t, items in sorted(rows.items()):
+        if len(items) < min_frames:
+            continue
+        items.sort(key=lambda fi: fi[0].timestamp)
+
+        def stack(get) -> np.ndarray | None:
+            values = [get(f.emotions) for f, _ in items]
+            return None if values[0] is None else np.stack([v[i] for v, (_, i) in zip(values, items)])
+
+        tracks.append(Track(
+            source, t, labels,
+            np.array([f.timestamp for f, _ in items], np.float64),
+            np.array([f.frame_index for f, _ in items], np.int64),
+            np.stack([f.detections.boxes[i] for f, i in items]),
+            stack(lambda e: e.probs), stack(lambda e: e.embeddings),
+            stack(lambda e: e.valence), stack(lambda e: e.arousal)))
+    return tracks
+
+
+def table_tracks(df: pd.DataFrame) -> Iterator[tuple[tuple[str, int], pd.DataFrame]]:
+    """((source, track_id), rows in time order) for every track of a per-face table.
+
+    Rows without a face or track (track_id -1) are left out. A track id is unique only within
+    its source, so tables of several videos are grouped by both.
+    """
+    faces = df[df["track_id"] >= 0]
+    if "source" not in faces:
+        faces = faces.assign(source="")
+    for (source, track), rows in faces.groupby(["source", "track_id"], sort=True):
+        yield (str(source), int(track)), rows.sort_values("timestamp", kind="stable")
+
+
+def frames_to_pandas(source: str, frames: list[FrameAnalysis], labels: tuple[str, ...]) -> pd.DataFrame:
+    """The per-face table: one row per face, one row (face = -1) for a frame without one.
+
+    Column groups: identity (source, frame, timestamp, face, track_id), `BOX_COLUMNS`,
+    det_score, `LANDMARK_COLUMNS`, one probability column per emotion (named as the label),
+    valence/arousal where the model has them, and the top `emotion` with its probability.
+    """
+    n_rows = sum(max(len(f), 1) for f in frames)
+    frame_idx = np.empty(n_rows, np.int64)
+    ts = np.empty(n_rows, np.float64)
+    face = np.full(n_rows, -1, np.int64)
+    track = np.full(n_rows, -1, np.int64)
+    boxes = np.full((n_rows, 4), np.nan, np.float32)
+    scores = np.full(n_rows, np.nan, np.float32)
+    lms = np.full((n_rows, 10), np.nan, np.float32)
+    probs = np.full((n_rows, len(labels)), np.nan, np.float32)
+    va = np.full((n_rows, 2), np.nan, np.float32)
+    has_va = False
+    row = 0
+    for f in frames:
+        n = len(f)
+        span = slice(row, row + max(n, 1))
+        frame_idx[span], ts[span] = f.frame_index, f.timestamp
+        if n:
+            face[span] = np.arange(n)
+            track[span] = f.detections.track_ids
+            boxes[span] = f.detections.boxes
+            scores[span] = f.detections.scores
+            lms[span] = f.detections.landmarks.reshape(n, 10)
+            probs[span] = f.emotions.probs
+            if f.emotions.valence is not None:
+                has_va = True
+                va[span, 0], va[span, 1] = f.emotions.valence, f.emotions.arousal
+        row = span.stop
+    df = pd.DataFrame({"source": source, "frame": frame_idx, "timestamp": ts, "face": face,
+                       "track_id": track})
+    df[BOX_COLUMNS] = boxes
+    df["det_score"] = scores
+    df[LANDMARK_COLUMNS] = lms
+    df[list(labels)] = probs
+    if has_va:
+        df[["valence", "arousal"]] = va
+    found = face >= 0
+    top = np.where(found, np.nanargmax(np.where(found[:, None], probs, 0), axis=1), 0)
+    df["emotion"] = np.where(found, np.asarray(labels, dtype=object)[top], None)
+    df["emotion_prob"] = np.where(found, probs[np.arange(n_rows), top], np.nan)
+    return df
+
+
+@dataclass
+class ImageAnalysis:
+    """Every face in one still image."""
+
+    path: str
+    width: int
+    height: int
+    frame: FrameAnalysis
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.frame.emotions.labels
+
+    def to_pandas(self) -> pd.DataFrame:
+        return frames_to_pandas(self.path, [self.frame], self.labels).drop(
+            columns=["frame", "timestamp"]
+        )
+
+
+@dataclass
+class VideoInfo:
+    path: str
+    width: int
+    height: int
+    fps: float  # average rate from the stream header
+    duration: float  # seconds; 0 when unknown
+    n_frames: int  # from the header; 0 when unknown
+    codec: str
+    has_audio: bool
+
+
+@dataclass
+class VideoAnalysis:
+    """Every analysed frame of one video, in order."""
+
+    info: VideoInfo
+    labels: tuple[str, ...]
+    frames: list[FrameAnalysis] = field(default_factory=list)
+    frames_decoded: int = 0
+    elapsed: float = 0.0  # seconds of analysis
+
+    @property
+    def path(self) -> str:
+        return self.info.path
+
+    def tracks(self, min_frames: int = 1) -> list[Track]:
+        """Every tracked face with at least `min_frames` rows, ordered by track id."""
+        return tracks_of(self.info.path, self.frames, self.labels, min_frames)
+
+    def to_pandas(self) -> pd.DataFrame:
+        return frames_to_pandas(self.info.path, self.frames, self.labels)

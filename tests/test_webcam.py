@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 from conftest import PYFEAT
 from typer.testing import CliRunner
 
+from emotrace.apps import webcam
+from emotrace.apps.webcam import EmotionRecognizer, has_gui, run_live
 from emotrace.errors import InputError
-from emotrace.pipeline import read_image
 from emotrace.highlights.trailer import grab_frame
 from emotrace.media.decode import probe
-from emotrace.apps.webcam import EmotionRecognizer, has_gui, run_live
+from emotrace.pipeline import read_image
 
 WOLFGANG = PYFEAT / "WolfgangLanger_Pexels.mp4"  # sad first, broadly smiling from ~12 s
 
@@ -81,3 +83,33 @@ def test_window_without_gui_says_what_to_do(recognizer):
 def test_missing_source(recognizer):
     with pytest.raises(InputError, match="no such file"):
         run_live(recognizer, "/nonexistent/clip.mp4", headless=True, output="x.mp4")
+
+
+def frame_times(path) -> np.ndarray:
+    """Every frame's timestamp in seconds, read back with PyAV."""
+    with av.open(str(path)) as container:
+        return np.array([float(f.time) for f in container.decode(video=0)])
+
+
+def test_headless_frames_keep_their_capture_times(recognizer, tmp_path):
+    """Bug 10: headless output was one frame ahead (the first frame at 1/fps)."""
+    out = tmp_path / "live.mp4"
+    run_live(recognizer, str(WOLFGANG), headless=True, output=out, max_frames=30)
+    written, source = frame_times(out), frame_times(WOLFGANG)[:30]
+    assert written[0] == 0.0
+    assert np.allclose(written, source - source[0], atol=1e-3)
+
+
+def test_recording_started_with_r_begins_at_zero(tmp_path, monkeypatch):
+    """Bug 10: a recording started with `r` after N seconds began N seconds into its file."""
+    keys = iter([ord("r") if i == 29 else -1 for i in range(60)])  # r on the 30th frame
+    monkeypatch.setattr(webcam, "has_gui", lambda: True)
+    monkeypatch.setattr(webcam.cv2, "imshow", lambda *args: None)
+    monkeypatch.setattr(webcam.cv2, "waitKey", lambda delay: next(keys))
+    monkeypatch.setattr(webcam.cv2, "destroyAllWindows", lambda: None)
+    out = tmp_path / "recorded.mp4"
+    stats = run_live(EmotionRecognizer(), str(WOLFGANG), output=out, max_frames=60)
+    assert stats.frames == 60
+    written, source = frame_times(out), frame_times(WOLFGANG)[30:60]
+    assert len(written) == 30 and written[0] == 0.0
+    assert np.allclose(written, source - source[0], atol=1e-3)

@@ -17,14 +17,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from emotrace import models
+from emotrace.errors import InputError
 from emotrace.faces.classify import ExpressionClassifier
 from emotrace.faces.detect import YuNetDetector
-from emotrace.errors import InputError
 from emotrace.faces.track import IoUTracker
-from emotrace.results import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
 from emotrace.media.decode import Frame, FrameReader
+from emotrace.results import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# Detection defaults, shared by every driver that builds an Analyzer (the webcam too).
+SCORE_THRESHOLD = 0.6
+IMAGE_DETECT_SIZE = 640
+VIDEO_DETECT_SIZE = 320
 FrameCallback = Callable[[Frame, FrameAnalysis], None]
 
 
@@ -83,11 +87,11 @@ class Analyzer:
         classifier: str = models.DEFAULT_CLASSIFIER,
         classifier_path: str | Path | None = None,
         detector_path: str | Path | None = None,
-        score_threshold: float = 0.6,
+        score_threshold: float = SCORE_THRESHOLD,
         nms_threshold: float = 0.3,
         min_face_size: int = 0,
-        image_detect_size: int | None = 640,
-        video_detect_size: int | None = 320,
+        image_detect_size: int | None = IMAGE_DETECT_SIZE,
+        video_detect_size: int | None = VIDEO_DETECT_SIZE,
         embeddings: bool = False,
         batch_size: int = 32,
         threads: int = 0,

@@ -13,9 +13,12 @@ the frames' timestamps (so sampling at --fps or dropped frames do not change the
   and probabilities averaged over each run of one label.
 
 `flip_rate` counts label changes between adjacent frames of a track per second.
+`TrackSmoother` is `ema` frame by frame for live use (the webcam): one state per track id.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -35,6 +38,47 @@ def ema(probs: np.ndarray, t: np.ndarray, half_life: float = 0.5) -> np.ndarray:
         keep = 0.5 ** ((t[i] - t[i - 1]) / half_life)  # weight of the past after dt seconds
         out[i] = keep * out[i - 1] + (1 - keep) * probs[i]
     return out
+
+
+class TrackSmoother:
+    """`ema` applied live, one frame at a time, with one state per track id.
+
+    Each call gets one frame's faces; a face continues its track's average with the weight of
+    the past `0.5 ** (dt / half_life)`, dt being the seconds since that track was last seen,
+    so the result does not depend on the frame rate and a missed detection only lengthens dt.
+    A track's state lives while the tracker keeps its id (`live`), and is dropped with it.
+    Faces with track id -1 (untracked) pass through unchanged.
+    """
+
+    def __init__(self, half_life: float) -> None:
+        if not half_life > 0:
+            raise ValueError(f"half_life must be > 0 s, got {half_life}")
+        self.half_life = half_life
+        self._state: dict[int, tuple[float, np.ndarray]] = {}  # id -> (last seen, average)
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def update(self, timestamp: float, track_ids: np.ndarray, values: np.ndarray,
+               live: Collection[int]) -> np.ndarray:
+        """Smoothed `values` (N, K) of this frame's faces with their `track_ids` (N,).
+
+        `live`: the ids the tracker still holds after this frame; other states are forgotten.
+        """
+        if len(track_ids) != len(values):
+            raise ValueError(f"{len(track_ids)} track ids but {len(values)} rows of values")
+        out = np.asarray(values, np.float64).copy()
+        for i, tid in enumerate(int(t) for t in track_ids):
+            if tid < 0:
+                continue
+            past = self._state.get(tid)
+            if past is not None and timestamp >= past[0]:  # time going back: start afresh
+                keep = 0.5 ** ((timestamp - past[0]) / self.half_life)
+                out[i] = keep * past[1] + (1 - keep) * out[i]
+            self._state[tid] = (timestamp, out[i].copy())
+        alive = {int(t) for t in live}
+        self._state = {k: v for k, v in self._state.items() if k in alive}
+        return out
 
 
 def gaussian(probs: np.ndarray, t: np.ndarray, sigma: float = 0.5) -> np.ndarray:

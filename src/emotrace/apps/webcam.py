@@ -5,9 +5,10 @@
     >>> for face in recognizer.predict(frame):    # frame: a BGR image (numpy)
     ...     print(face.emotion, face.probability, face.box)
 
-`predict` detects, tracks and classifies the faces of one frame. With `smoothing` > 0 each
-face's probabilities are an exponential moving average over its track, so the label on screen
-does not flicker from frame to frame; 0 gives the raw per-frame output.
+`predict` detects, tracks and classifies the faces of one frame (`Analyzer.analyze_frame`).
+With `smoothing` > 0 each face's probabilities are an exponential moving average over its
+track with that half-life in seconds, so the label on screen does not flicker from frame to
+frame whatever the frame rate; 0 gives the raw per-frame output.
 
 `run_live` drives a window (keys: q or Esc quits, s saves a snapshot, r starts/stops recording)
 or, with `headless=True`, writes the annotated frames to a video file instead.
@@ -23,12 +24,12 @@ import cv2
 import numpy as np
 
 from emotrace import models
-from emotrace.faces.classify import ExpressionClassifier
-from emotrace.faces.detect import YuNetDetector
 from emotrace.errors import InputError
 from emotrace.faces.track import IoUTracker
-from emotrace.results import Emotions, FrameAnalysis
 from emotrace.outputs.annotate import VideoWriter, draw
+from emotrace.pipeline import SCORE_THRESHOLD, VIDEO_DETECT_SIZE, Analyzer
+from emotrace.results import Emotions, FrameAnalysis
+from emotrace.smooth import TrackSmoother
 
 
 @dataclass(frozen=True)
@@ -52,49 +53,47 @@ class EmotionRecognizer:
         model: expression model (registry name or .onnx file).
         detect_size: longer side (px) at which faces are detected; None = full size.
         threshold: minimum face detection score.
-        smoothing: weight of the past in the per-track moving average, in [0, 1).
+        smoothing: half-life in seconds of each face's moving average of the probabilities
+            (`smooth.TrackSmoother`); 0 = the raw per-frame output.
         threads: ONNX Runtime threads (0 = all cores).
+
+    `analyzer` is the `Analyzer` doing the per-frame work (its weights are loaded once; callers
+    may use it for images and videos with the same detection settings).
     """
 
-    def __init__(self, model: str = models.DEFAULT_CLASSIFIER, detect_size: int | None = 320,
-                 threshold: float = 0.6, smoothing: float = 0.5, threads: int = 0) -> None:
-        if not 0 <= smoothing < 1:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        self.classifier = ExpressionClassifier(model, None, False, threads)
-        self.detector = YuNetDetector(None, threshold, 0.3, 0, detect_size)
-        self.detect_size = detect_size
+    def __init__(self, model: str = models.DEFAULT_CLASSIFIER,
+                 detect_size: int | None = VIDEO_DETECT_SIZE, threshold: float = SCORE_THRESHOLD,
+                 smoothing: float = 0.5, threads: int = 0) -> None:
+        if not smoothing >= 0:
+            raise ValueError(f"smoothing must be a half-life >= 0 s, got {smoothing}")
+        self.analyzer = Analyzer(model, score_threshold=threshold,
+                                 video_detect_size=detect_size, threads=threads)
         self.smoothing = smoothing
         self.tracker = IoUTracker()
-        self._ema: dict[int, np.ndarray] = {}
+        self.smoother = TrackSmoother(smoothing) if smoothing else None
+        self._frames = 0
         self._t0 = time.perf_counter()
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return self.classifier.labels
+        return self.analyzer.labels
 
     def analyze(self, frame: np.ndarray, timestamp: float | None = None) -> FrameAnalysis:
-        """Detections, track ids and (smoothed) emotions of one BGR frame."""
+        """Detections, track ids and (smoothed) emotions of one BGR frame captured at
+        `timestamp` seconds (None: now, by the clock started with the recognizer)."""
         if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
             raise ValueError(f"expected a BGR image (H, W, 3), got "
                              f"{None if frame is None else frame.shape}")
         t = time.perf_counter() - self._t0 if timestamp is None else timestamp
-        det = self.detector(frame, self.detect_size)
-        ids = self.tracker.update(det.boxes, t)
-        det = det.with_track_ids(ids)
-        if not len(det):
-            return FrameAnalysis(0, t, det, Emotions.empty(self.labels))
-        emo = self.classifier(self.classifier.crops(frame, det))
-        probs = emo.probs.copy()
-        if self.smoothing:
-            for i, tid in enumerate(ids):
-                past = self._ema.get(int(tid))
-                if past is not None:
-                    probs[i] = self.smoothing * past + (1 - self.smoothing) * probs[i]
-                self._ema[int(tid)] = probs[i]
-            live = {int(t) for t in ids}
-            self._ema = {k: v for k, v in self._ema.items() if k in live}
-        emo = Emotions(probs, emo.labels, None, emo.valence, emo.arousal)
-        return FrameAnalysis(0, t, det, emo)
+        a = self.analyzer.analyze_frame(frame, t, self.tracker, self._frames)
+        self._frames += 1
+        if self.smoother is None:
+            return a
+        probs = self.smoother.update(t, a.track_ids, a.emotions.probs, self.tracker.active_ids)
+        emo = a.emotions
+        smoothed = Emotions(probs.astype(np.float32), emo.labels, emo.embeddings, emo.valence,
+                            emo.arousal)
+        return FrameAnalysis(a.frame_index, t, a.detections, smoothed)
 
     def predict(self, frame: np.ndarray) -> list[FacePrediction]:
         """Each face's emotion in one BGR frame."""
@@ -105,14 +104,15 @@ class EmotionRecognizer:
             top = int(p.argmax())
             out.append(FacePrediction(
                 tuple(float(v) for v in a.detections.boxes[i]), int(a.track_ids[i]),
-                self.labels[top], float(p[top]), dict(zip(self.labels, map(float, p))),
+                self.labels[top], float(p[top]), dict(zip(self.labels, map(float, p), strict=True)),
                 None if a.emotions.valence is None else float(a.emotions.valence[i]),
                 None if a.emotions.arousal is None else float(a.emotions.arousal[i]),
             ))
         return out
 
 
-def overlay(frame: np.ndarray, analysis: FrameAnalysis, fps: float, recording: bool = False) -> np.ndarray:
+def overlay(frame: np.ndarray, analysis: FrameAnalysis, fps: float,
+            recording: bool = False) -> np.ndarray:
     """Boxes, labels, probability bars, valence/arousal per face, frames/s in the corner."""
     out = draw(frame, analysis)
     emo = analysis.emotions
@@ -129,9 +129,14 @@ def overlay(frame: np.ndarray, analysis: FrameAnalysis, fps: float, recording: b
     return out
 
 
+def is_camera(source: str | int) -> bool:
+    """Whether `source` names a camera by its index (0, 1, ...) rather than a file or URL."""
+    return isinstance(source, int) or str(source).isdigit()
+
+
 def open_source(source: str | int) -> cv2.VideoCapture:
     """A camera index (0, 1, ...), a video file or a stream URL, opened with OpenCV."""
-    src: str | int = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
+    src: str | int = int(source) if is_camera(source) else str(source)
     if isinstance(src, str) and "://" not in src and not Path(src).is_file():
         raise InputError(src, "no such file (give a camera index such as 0, a file or a URL)")
     cap = cv2.VideoCapture(src)
@@ -157,15 +162,78 @@ class LiveStats:
 
     def summary(self) -> str:
         lat = np.array(self.latencies) if self.latencies else np.zeros(1)
-        return (f"{self.frames} frames, {self.faces} faces, {self.frames / max(self.wall, 1e-9):.1f}"
-                f" frames/s; processing per frame: median {np.median(lat) * 1000:.1f} ms, "
+        rate = self.frames / max(self.wall, 1e-9)
+        return (f"{self.frames} frames, {self.faces} faces, {rate:.1f} frames/s; processing"
+                f" per frame: median {np.median(lat) * 1000:.1f} ms, "
                 f"p99 {np.percentile(lat, 99) * 1000:.1f} ms, max {lat.max() * 1000:.1f} ms")
+
+
+class CaptureClock:
+    """When each frame read from a capture was taken, in seconds from the first frame.
+
+    A camera's frames are timed by the wall clock as they arrive; a file's or a stream's by
+    their own timestamps (so a variable frame rate, or a loop running slower than the video,
+    keeps the video's real timing). A stream whose timestamps do not advance is given one
+    frame period per frame.
+    """
+
+    def __init__(self, cap: cv2.VideoCapture, camera: bool) -> None:
+        self.cap, self.camera = cap, camera
+        self.period = 1 / (cap.get(cv2.CAP_PROP_FPS) or 30.0)
+        self._first: float | None = None
+        self._last = -np.inf
+
+    def __call__(self) -> float:
+        """The capture time of the frame just read."""
+        now = time.perf_counter() if self.camera else self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+        if self._first is None:
+            self._first = now
+        t = now - self._first
+        if not self.camera and t <= self._last:
+            t = self._last + self.period
+        self._last = t
+        return t
+
+
+class Recording:
+    """Annotated frames written to an MP4, timed from the recording's own first frame."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self._writer: VideoWriter | None = None
+        self._start = 0.0
+
+    def write(self, image: np.ndarray, timestamp: float) -> None:
+        """Add a frame captured at `timestamp` (s, on the capture's clock)."""
+        if self._writer is None:
+            self._writer = VideoWriter(self.path, image.shape[1], image.shape[0], self.fps,
+                                       preset="ultrafast")
+            self._start = timestamp
+        self._writer.write(image, timestamp - self._start)
+
+    def close(self) -> Path | None:
+        """The written file; None when no frame was written."""
+        writer, self._writer = self._writer, None
+        return writer.close() if writer is not None else None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+
+def _recording_path(output: str | Path | None) -> Path:
+    return Path(output) if output else Path(f"emotrace-{time.strftime('%Y%m%d-%H%M%S')}.mp4")
 
 
 def run_live(recognizer: EmotionRecognizer, source: str | int = 0, headless: bool = False,
              output: str | Path | None = None, snapshots: str | Path = "snapshots",
              max_frames: int | None = None) -> LiveStats:
-    """The webcam loop (see module doc); returns frame count and per-frame latencies."""
+    """The webcam loop (see module doc); returns frame count and per-frame latencies.
+
+    Frames are analysed and recorded at their capture time (`CaptureClock`); a recording,
+    headless or started with `r`, begins at 0 s with its first frame.
+    """
     if headless and output is None:
         raise ValueError("--headless needs --output FILE.mp4 to write the annotated video to")
     if not headless and not has_gui():
@@ -173,9 +241,9 @@ def run_live(recognizer: EmotionRecognizer, source: str | int = 0, headless: boo
                            "use --headless --output out.mp4, or replace it: pip uninstall "
                            "opencv-python-headless && pip install opencv-python")
     cap = open_source(source)
-    fps_src = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    writer: VideoWriter | None = None
-    recording = headless
+    clock = CaptureClock(cap, camera=is_camera(source))
+    fps_src = 1 / clock.period
+    recording = Recording(_recording_path(output), fps_src) if headless else None
     stats = LiveStats()
     window = "emotrace (q: quit, s: snapshot, r: record)"
     started = time.perf_counter()
@@ -186,16 +254,13 @@ def run_live(recognizer: EmotionRecognizer, source: str | int = 0, headless: boo
             if not ok:
                 break
             t0 = time.perf_counter()
-            analysis = recognizer.analyze(frame, None if not headless else stats.frames / fps_src)
+            captured = clock()
+            analysis = recognizer.analyze(frame, captured)
             stats.frames += 1
             stats.faces += len(analysis)
-            shown = overlay(frame, analysis, smoothed_fps, recording and not headless)
-            if recording:
-                if writer is None:
-                    path = Path(output) if output else Path(f"emotrace-{time.strftime('%Y%m%d-%H%M%S')}.mp4")
-                    writer = VideoWriter(path, shown.shape[1], shown.shape[0], fps_src,
-                                         preset="ultrafast")
-                writer.write(shown, time.perf_counter() - started if not headless else stats.frames / fps_src)
+            shown = overlay(frame, analysis, smoothed_fps, recording is not None and not headless)
+            if recording is not None:
+                recording.write(shown, captured)
             # processing time of this frame: from the moment it was read to the moment it is
             # drawn (and written); the wait for the camera's next frame is not processing
             elapsed = time.perf_counter() - t0
@@ -210,24 +275,28 @@ def run_live(recognizer: EmotionRecognizer, source: str | int = 0, headless: boo
                 break
             if key == ord("s"):
                 Path(snapshots).mkdir(parents=True, exist_ok=True)
-                snap = Path(snapshots) / f"snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{stats.frames}.png"
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                snap = Path(snapshots) / f"snapshot-{stamp}-{stats.frames}.png"
                 cv2.imwrite(str(snap), shown)
                 print(f"snapshot -> {snap}")
             if key == ord("r"):
-                recording = not recording
-                if not recording and writer is not None:
-                    print(f"recording -> {writer.close()}")
-                    writer = None
+                if recording is None:
+                    recording = Recording(_recording_path(output), fps_src)
+                else:
+                    written = recording.close()
+                    recording = None
+                    if written is not None:
+                        print(f"recording -> {written}")
     except BaseException:
-        if writer is not None:
-            writer.abort()
-            writer = None
+        if recording is not None:
+            recording.abort()
+            recording = None
         raise
     finally:
         stats.wall = time.perf_counter() - started
         cap.release()
         if not headless:
             cv2.destroyAllWindows()
-    if writer is not None:
-        writer.close()
+    if recording is not None:
+        recording.close()
     return stats

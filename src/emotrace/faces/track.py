@@ -48,6 +48,11 @@ class IoUTracker:
         self._tracks: list[_Track] = []
         self._next_id = 0
 
+    @property
+    def active_ids(self) -> set[int]:
+        """Ids of the tracks still held (seen within `max_gap` at the last update)."""
+        return {t.id for t in self._tracks}
+
     def update(self, boxes: np.ndarray, timestamp: float) -> np.ndarray:
         """Track ids (N,) int64 for this frame's boxes (N, 4)."""
         self._tracks = [t for t in self._tracks if timestamp - t.last_seen <= self.max_gap]
@@ -55,7 +60,7 @@ class IoUTracker:
         if self._tracks and len(boxes):
             iou = iou_matrix(boxes, np.stack([t.box for t in self._tracks]))
             rows, cols = linear_sum_assignment(-iou)
-            for r, c in zip(rows, cols):
+            for r, c in zip(rows, cols, strict=True):
                 if iou[r, c] >= self.min_iou:
                     track = self._tracks[c]
                     track.box, track.last_seen = boxes[r].copy(), timestamp

@@ -122,6 +122,12 @@ def _fragments_table(db: str | Path):
     return conn.open_table(TABLE)
 
 
+def count_fragments(db: str | Path) -> int:
+    """How many fragments the index holds (without reading them)."""
+    read_meta(db)
+    return _fragments_table(db).count_rows()
+
+
 def read_index(db: str | Path) -> tuple[pd.DataFrame, dict]:
     """All fragments (with their `vector`) and the index's settings."""
     meta = read_meta(db)

@@ -172,8 +172,7 @@ def index_settings(folder: str | Path) -> dict | None:
     (`fragments`), or None when the folder holds no index."""
     if not (Path(folder) / fragments.META).is_file():
         return None
-    table, meta = fragments.read_index(folder)
-    return {**meta, "fragments": len(table)}
+    return {**fragments.read_meta(folder), "fragments": fragments.count_fragments(folder)}
 
 
 def nearest_fragments(folder: str | Path, embedder: Embedder, name: str, data: bytes,

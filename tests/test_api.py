@@ -150,4 +150,4 @@ def test_twenty_concurrent_requests(server):
     counts = [len(r.json()["results"][0]["faces"]) for r in responses]
     assert counts == [1 if p == HAPPY else 5 for p in paths]
     assert all(r.json()["results"][0]["faces"][0]["emotion"] == "happy"
-               for r, p in zip(responses, paths) if p == HAPPY)
+               for r, p in zip(responses, paths, strict=True) if p == HAPPY)

@@ -66,8 +66,11 @@ def test_errors(db, tmp_path, bad_videos):
     from emotrace.cli import app
 
     out = tmp_path / "idx"
-    run = CliRunner().invoke(app, ["index", str(SAD), str(bad_videos["text"]), "--db", str(out), "-q"])
-    assert run.exit_code == 1 and "notes.mp4" in run.output and "1 videos, 3 fragments" in run.output
-    run = CliRunner().invoke(app, ["search", "--db", str(out), "--video", str(SAD), "--at", "1", "-k", "2"])
+    run = CliRunner().invoke(app, ["index", str(SAD), str(bad_videos["text"]), "--db", str(out),
+                                   "-q"])
+    assert run.exit_code == 1 and "notes.mp4" in run.output
+    assert "1 videos, 3 fragments" in run.output
+    run = CliRunner().invoke(app, ["search", "--db", str(out), "--video", str(SAD), "--at", "1",
+                                   "-k", "2"])
     assert run.exit_code == 0 and "sadgirl_clip1.mp4" in run.output
     assert json.loads((out / "emotrace_index.json").read_text())["window"] == 1.0

@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emotrace.faces.embed import FaceEmbedder
 from emotrace.errors import InputError
-from emotrace.pipeline import Analyzer, read_image
+from emotrace.faces.embed import FaceEmbedder
 from emotrace.media.decode import FrameReader
+from emotrace.pipeline import Analyzer, read_image
+from emotrace.results import VideoAnalysis
 
 TABLE = "fragments"
 META = "emotrace_index.json"
@@ -36,29 +37,23 @@ def _connect(db: str | Path):
     try:
         import lancedb
     except ImportError:
-        raise RuntimeError("the fragment index needs LanceDB: pip install 'emotrace[index]'") from None
+        raise RuntimeError("the fragment index needs LanceDB: pip install 'emotrace[index]'"
+                           ) from None
     return lancedb.connect(str(db))
 
 
-def fragments_of(analysis, embedder: FaceEmbedder, window: float) -> pd.DataFrame:
+def fragments_of(analysis: VideoAnalysis, embedder: FaceEmbedder, window: float) -> pd.DataFrame:
     """One row per (track, window) of an analysed video (embeddings asked from the Analyzer)."""
     rows, vecs = [], []
-    labels = analysis.labels
-    groups: dict[tuple[int, int], list] = {}
-    for frame in analysis.frames:
-        if not len(frame):
-            continue
-        for i, track in enumerate(frame.track_ids):
-            key = (int(track), int(frame.timestamp // window))
-            groups.setdefault(key, []).append((frame.timestamp, frame.emotions.embeddings[i],
-                                               frame.emotions.probs[i]))
-    for (track, w), items in sorted(groups.items()):
-        v = embedder.pool(np.stack([e for _, e, _ in items]))
-        probs = np.mean([p for _, _, p in items], axis=0)
-        rows.append({"source": analysis.info.path, "track_id": track, "start": w * window,
-                     "end": (w + 1) * window, "frames": len(items),
-                     "dominant": labels[int(probs.argmax())]})
-        vecs.append(v.astype(np.float32))
+    for track in analysis.tracks():
+        if track.embeddings is None:
+            raise ValueError("fragments need the faces' embeddings: Analyzer(embeddings=True)")
+        for w, part in track.windows(window):
+            assert part.embeddings is not None  # a part of a track with embeddings has them
+            rows.append({"source": track.source, "track_id": track.track_id,
+                         "start": w * window, "end": (w + 1) * window, "frames": len(part),
+                         "dominant": track.labels[int(part.probs.mean(axis=0).argmax())]})
+            vecs.append(embedder.pool(part.embeddings).astype(np.float32))
     df = pd.DataFrame(rows, columns=["source", "track_id", "start", "end", "frames", "dominant"])
     df["vector"] = vecs
     return df
@@ -80,7 +75,8 @@ def _check_meta(db: Path, embedder: str, window: float, fps: float) -> None:
 def index_videos(videos: Iterable[str | Path], db: str | Path, embedder: str = "emotrace-ferplus8",
                  window: float | None = None, fps: float = 10.0, progress: bool = True
                  ) -> tuple[int, list[InputError]]:
-    """Add every video's fragments to the index; returns (fragments added, failures).
+    """Add every video's fragments to the index, replacing the ones it had (a video that now
+    yields none loses its old ones); returns (fragments added, failures).
     `window` (s): 1.0 by default; a clip pooler's own window (its frames / its fps)."""
     emb = FaceEmbedder(embedder)
     if window is None:
@@ -99,33 +95,43 @@ def index_videos(videos: Iterable[str | Path], db: str | Path, embedder: str = "
             failures.append(exc)
             continue
         df = fragments_of(analysis, emb, window)
-        if df.empty:
-            continue
         if TABLE in conn.table_names():
             table = conn.open_table(TABLE)
             table.delete(f"source = '{analysis.info.path.replace(chr(39), chr(39) * 2)}'")
-            table.add(df)
-        else:
+            if not df.empty:
+                table.add(df)
+        elif not df.empty:
             conn.create_table(TABLE, df)
         added += len(df)
     return added, failures
 
 
-def read_index(db: str | Path) -> tuple[pd.DataFrame, dict]:
-    """All fragments (with their `vector`) and the index's settings."""
-    db = Path(db)
-    if not (db / META).is_file():
-        raise InputError(db, "is not a fragment index (build one with `emotrace index VIDEOS --db DIR`)")
+def read_meta(db: str | Path) -> dict:
+    """The index's settings (`embedder`, `window`, `fps`) from its emotrace_index.json."""
+    path = Path(db) / META
+    if not path.is_file():
+        raise InputError(db, "is not a fragment index (build one with `emotrace index VIDEOS "
+                         "--db DIR`)")
+    return json.loads(path.read_text())
+
+
+def _fragments_table(db: str | Path):
     conn = _connect(db)
     if TABLE not in conn.table_names():
         raise InputError(db, "the index holds no fragment yet")
-    return conn.open_table(TABLE).to_pandas(), json.loads((db / META).read_text())
+    return conn.open_table(TABLE)
 
 
-def _largest(det):
-    """The largest of the detected faces (the one a query is about)."""
-    area = (det.boxes[:, 2] - det.boxes[:, 0]) * (det.boxes[:, 3] - det.boxes[:, 1])
-    return det.take(np.array([int(area.argmax())]))
+def count_fragments(db: str | Path) -> int:
+    """How many fragments the index holds (without reading them)."""
+    read_meta(db)
+    return _fragments_table(db).count_rows()
+
+
+def read_index(db: str | Path) -> tuple[pd.DataFrame, dict]:
+    """All fragments (with their `vector`) and the index's settings."""
+    meta = read_meta(db)
+    return _fragments_table(db).to_pandas(), meta
 
 
 def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, window: float,
@@ -137,21 +143,41 @@ def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, windo
             continue
         if frame.timestamp >= at + window:
             break
-        det = analyzer.detector(frame.image, analyzer.video_detect_size)
-        if len(det):
-            crop = embedder.crops(frame.image, _largest(det))
+        det = analyzer.locate(frame.image, frame.timestamp)
+        face = det.largest()
+        if face is not None:
+            crop = embedder.crops(frame.image, det.take(np.array([face])))
             vecs.append(embedder.backbone(crop).embeddings[0])
     if not vecs:
         raise InputError(video, f"no face between {at:g} and {at + window:g} s")
     return embedder.pool(np.stack(vecs))
 
 
-def query_from_image(embedder: FaceEmbedder, image: str | Path, analyzer: Analyzer) -> np.ndarray:
-    array = read_image(image)
-    det = analyzer.detector(array, analyzer.image_detect_size)
-    if not len(det):
-        raise InputError(image, "no face found")
-    return embedder(embedder.crops(array, _largest(det)))[0]
+def query_from_image(embedder: FaceEmbedder, image: str | Path | np.ndarray,
+                     analyzer: Analyzer, name: str | None = None) -> np.ndarray:
+    """The embedding of the largest face in an image (a path, or a BGR array named `name`)."""
+    array = image if isinstance(image, np.ndarray) else read_image(image)
+    det = analyzer.locate(array, still=True)
+    face = det.largest()
+    if face is None:
+        raise InputError(name or str(image), "no face found")
+    return embedder(embedder.crops(array, det.take(np.array([face]))))[0]
+
+
+def index_embedder(db: str | Path) -> tuple[FaceEmbedder, Analyzer, dict]:
+    """The embedder the index was built with, an Analyzer to find faces for it, and the
+    index's settings: a query must be embedded the way the fragments were."""
+    meta = read_meta(db)
+    embedder = FaceEmbedder(meta["embedder"])
+    return embedder, Analyzer(classifier=embedder.backbone_name), meta
+
+
+def nearest(db: str | Path, query: np.ndarray, k: int = 10) -> pd.DataFrame:
+    """The `k` fragments nearest (cosine) to a query embedded by the index's embedder."""
+    table = _fragments_table(db)
+    hits = table.search(query.astype(np.float32)).distance_type("cosine").limit(k).to_pandas()
+    hits["similarity"] = 1.0 - hits["_distance"]
+    return hits.drop(columns=["vector", "_distance"]).reset_index(drop=True)
 
 
 def search(db: str | Path, video: str | Path | None = None, at: float | None = None,
@@ -159,18 +185,12 @@ def search(db: str | Path, video: str | Path | None = None, at: float | None = N
     """The `k` fragments nearest (cosine) to a video moment or a face image."""
     if (video is None) == (image is None) or (video is not None and at is None):
         raise ValueError("give --video FILE --at SECONDS, or --image FILE")
-    db = Path(db)
-    if not (db / META).is_file():
-        raise InputError(db, "is not a fragment index (build one with `emotrace index VIDEOS --db DIR`)")
-    meta = json.loads((db / META).read_text())
-    embedder = FaceEmbedder(meta["embedder"])
-    analyzer = Analyzer(classifier=embedder.backbone_name)
-    query = (query_from_video(embedder, video, at, meta["window"], analyzer, meta.get("fps", 10.0))
-             if video is not None
-             else query_from_image(embedder, image, analyzer))
-    conn = _connect(db)
-    if TABLE not in conn.table_names():
-        raise InputError(db, "the index holds no fragment yet")
-    hits = conn.open_table(TABLE).search(query.astype(np.float32)).distance_type("cosine").limit(k).to_pandas()
-    hits["similarity"] = 1.0 - hits["_distance"]
-    return hits.drop(columns=["vector", "_distance"]).reset_index(drop=True)
+    embedder, analyzer, meta = index_embedder(db)
+    if video is not None:
+        assert at is not None  # checked above
+        query = query_from_video(embedder, video, at, meta["window"], analyzer,
+                                 meta.get("fps", 10.0))
+    else:
+        assert image is not None
+        query = query_from_image(embedder, image, analyzer)
+    return nearest(db, query, k)

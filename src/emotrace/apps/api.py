@@ -30,19 +30,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-import cv2
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from emotrace import __version__, models
+from emotrace.apps.uploads import (
+    CHUNK,
+    UploadProblem,
+    check_kind,
+    decode_image,
+    read_limited,
+    save_upload,
+    upload_errors,
+)
 from emotrace.errors import InputError
-from emotrace.pipeline import IMAGE_SUFFIXES, Analyzer
+from emotrace.media.decode import probe
 from emotrace.outputs.tables import track_summary
+from emotrace.pipeline import Analyzer
 from emotrace.results import FrameAnalysis
-from emotrace.media.decode import VIDEO_SUFFIXES
 
-CHUNK = 1 << 20
 MAX_JOBS_KEPT = 1000
 
 
@@ -111,43 +118,17 @@ def faces_json(frame: FrameAnalysis) -> list[dict]:
             "box": [round(float(v), 1) for v in det.boxes[i]],
             "score": None if np.isnan(det.scores[i]) else round(float(det.scores[i]), 4),
             "emotion": emo.labels[top], "probability": round(float(probs[top]), 4),
-            "probabilities": {k: round(float(p), 4) for k, p in zip(emo.labels, probs)},
+            "probabilities": {k: round(float(p), 4)
+                              for k, p in zip(emo.labels, probs, strict=True)},
         }
         if emo.valence is not None:
             face["valence"] = round(float(emo.valence[i]), 4)
             face["arousal"] = round(float(emo.arousal[i]), 4)
         if not np.isnan(det.landmarks[i]).any():
-            face["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in det.landmarks[i]]
+            face["landmarks"] = [[round(float(x), 1), round(float(y), 1)]
+                                 for x, y in det.landmarks[i]]
         faces.append(face)
     return faces
-
-
-class UploadProblem(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _check_type(upload: UploadFile, suffixes: set[str], kind: str) -> None:
-    name = upload.filename or "upload"
-    suffix = Path(name).suffix.lower()
-    ctype = (upload.content_type or "").split(";")[0].strip().lower()
-    generic = ctype in ("", "application/octet-stream")
-    if not (ctype.startswith(f"{kind}/") or (generic and suffix in suffixes)
-            or (suffix in suffixes and not ctype.startswith(("text/", "application/json")))):
-        raise UploadProblem(415, f"{name}: not {'an' if kind == 'image' else 'a'} {kind} "
-                            f"(content type {ctype or 'unknown'}; accepted: {', '.join(sorted(suffixes))})")
-
-
-def _read_limited(upload: UploadFile, limit: int) -> bytes:
-    data = bytearray()
-    while chunk := upload.file.read(CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise UploadProblem(413, f"{upload.filename}: larger than the limit of "
-                                f"{limit / (1 << 20):.0f} MB")
-    return bytes(data)
 
 
 class Service:
@@ -172,21 +153,10 @@ class Service:
             job = self.queue.get()
             job.status = "running"
             try:
-                from emotrace.media.decode import probe
-
-                info = probe(job.path)
-                job.frames_total = (info.n_frames if job.fps is None
-                                    else int(info.duration * job.fps) + 1)
-
-                def count(frame, analysis, job=job) -> None:
-                    job.frames_done += 1
-
-                result = analyzer.analyze_video(job.path, fps=job.fps, progress=False,
-                                                on_frame=count)
-                job.frames_total = job.frames_done  # the estimate from the header, made exact
-                job.finish(result.to_pandas().assign(source=job.filename), result.labels)
+                with upload_errors(job.filename):
+                    self._run(analyzer, job)
             except InputError as exc:
-                job.status, job.error = "failed", f"{job.filename}: {exc.problem}"
+                job.status, job.error = "failed", str(exc)
             except Exception as exc:  # noqa: BLE001 -- a job's failure is reported, the worker lives on
                 job.status, job.error = "failed", f"{job.filename}: {type(exc).__name__}: {exc}"
             finally:
@@ -194,10 +164,21 @@ class Service:
                 job.path.unlink(missing_ok=True)
                 self.queue.task_done()
 
+    @staticmethod
+    def _run(analyzer: Analyzer, job: Job) -> None:
+        info = probe(job.path)
+        job.frames_total = info.n_frames if job.fps is None else int(info.duration * job.fps) + 1
+
+        def count(frame, analysis, job=job) -> None:
+            job.frames_done += 1
+
+        result = analyzer.analyze_video(job.path, fps=job.fps, progress=False, on_frame=count)
+        job.frames_total = job.frames_done  # the estimate from the header, made exact
+        job.finish(result.to_pandas().assign(source=job.filename), result.labels)
+
     def submit(self, filename: str, data: bytes, fps: float | None) -> Job:
         job_id = uuid.uuid4().hex
-        path = self.tmp / f"{job_id}{Path(filename).suffix.lower()}"
-        path.write_bytes(data)
+        path = save_upload(filename, data, self.tmp, stem=job_id)
         job = Job(job_id, filename, path, fps)
         self.jobs[job_id] = job
         while len(self.jobs) > MAX_JOBS_KEPT:  # forget the oldest finished jobs
@@ -209,47 +190,38 @@ class Service:
         return job
 
     def analyze_image(self, name: str, data: bytes) -> dict:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-        if image is None:
-            raise UploadProblem(400, f"{name}: not a readable image (empty, truncated or not an "
-                                "image format)")
+        try:
+            image = decode_image(name, data)
+        except InputError as exc:
+            raise UploadProblem(400, str(exc)) from None
         with self.lock:
             result = self.analyzer.analyze_image(image, name=name)
         return {"filename": name, "width": result.width, "height": result.height,
                 "faces": faces_json(result.frame)}
 
 
-def create_app(model: str = models.DEFAULT_CLASSIFIER, api_key: str | None = None,
-               limits: Limits | None = None, video_workers: int = 1) -> FastAPI:
-    """The FastAPI application; `api_key` (if given) is required in the `X-API-Key` header."""
-    limits = limits or Limits()
-    service = Service(model, limits, video_workers)
-    app = FastAPI(title="emotrace", version=__version__,
-                  description="Emotion of every face in images and videos.")
-    app.state.service = service
-
-    def check_key(request: Request) -> None:
-        if api_key is not None and request.headers.get("x-api-key") != api_key:
-            raise HTTPException(401, "missing or wrong API key (send it in the X-API-Key header)")
+def _refuse_huge_bodies(app: FastAPI, limits: Limits) -> None:
+    ceiling = max(limits.video_bytes, limits.image_bytes * limits.images_per_request) + CHUNK
 
     @app.middleware("http")
     async def refuse_huge_bodies(request: Request, call_next):
         # refuse before reading: the declared size already says the upload is too large
         length = request.headers.get("content-length")
-        ceiling = max(limits.video_bytes, limits.image_bytes * limits.images_per_request) + CHUNK
         if length and length.isdigit() and int(length) > ceiling:
             return JSONResponse({"detail": f"request of {int(length) / (1 << 20):.0f} MB is "
                                  f"larger than the limit of {ceiling / (1 << 20):.0f} MB"}, 413)
         return await call_next(request)
 
-    keyed = [Depends(check_key)]
 
-    @app.get("/v1/models", dependencies=keyed)
-    def list_models() -> dict:
-        return {"default": models.DEFAULT_CLASSIFIER, "serving": service.model, "models": [
-            {"name": c.name, "task": c.task, "labels": list(c.labels) if c.labels else None,
-             "input_size": list(c.input_size) if c.input_size else None,
-             "licence": c.licence, "present": models.is_present(c)} for c in models.list_models()]}
+def _read_upload(upload: UploadFile, kind: str, limit: int) -> tuple[str, bytes]:
+    """The upload's name and bytes, once its type and size pass (`UploadProblem` otherwise)."""
+    name = upload.filename or "upload"
+    check_kind(name, (kind,), upload.content_type)
+    return name, read_limited(upload.file, name, limit)
+
+
+def _upload_routes(app: FastAPI, service: Service, keyed: list) -> None:
+    limits = service.limits
 
     @app.post("/v1/images", dependencies=keyed)
     def post_images(files: Annotated[list[UploadFile], File(description="One or more images.")]):
@@ -258,13 +230,12 @@ def create_app(model: str = models.DEFAULT_CLASSIFIER, api_key: str | None = Non
                                 f"{limits.images_per_request}")
         results, statuses = [], []
         for upload in files:
-            name = upload.filename or "upload"
             try:
-                _check_type(upload, IMAGE_SUFFIXES, "image")
-                results.append(service.analyze_image(name, _read_limited(upload, limits.image_bytes)))
+                name, data = _read_upload(upload, "image", limits.image_bytes)
+                results.append(service.analyze_image(name, data))
                 statuses.append(200)
             except UploadProblem as exc:
-                results.append({"filename": name, "error": exc.message})
+                results.append({"filename": upload.filename or "upload", "error": exc.message})
                 statuses.append(exc.status)
         if all(s != 200 for s in statuses):
             status = statuses[0] if len(set(statuses)) == 1 else 400
@@ -274,17 +245,19 @@ def create_app(model: str = models.DEFAULT_CLASSIFIER, api_key: str | None = Non
 
     @app.post("/v1/videos", status_code=202, dependencies=keyed)
     def post_video(file: Annotated[UploadFile, File(description="A video file.")],
-                   fps: Annotated[float | None, Form(gt=0, description="Frames per second to analyse (default: all).")] = None):
+                   fps: Annotated[float | None, Form(
+                       gt=0, description="Frames per second to analyse (default: all).")] = None):
         try:
-            _check_type(file, VIDEO_SUFFIXES, "video")
-            data = _read_limited(file, limits.video_bytes)
+            name, data = _read_upload(file, "video", limits.video_bytes)
         except UploadProblem as exc:
             raise HTTPException(exc.status, exc.message) from None
         if not data:
-            raise HTTPException(400, f"{file.filename}: empty file")
-        job = service.submit(file.filename or "upload.mp4", data, fps)
+            raise HTTPException(400, f"{name}: empty file")
+        job = service.submit(file.filename or "upload.mp4", data, fps)  # saved by its suffix
         return {**job.public(), "url": f"/v1/jobs/{job.id}"}
 
+
+def _job_routes(app: FastAPI, service: Service, keyed: list) -> None:
     def get_job(job_id: str) -> Job:
         job = service.jobs.get(job_id)
         if job is None:
@@ -308,4 +281,30 @@ def create_app(model: str = models.DEFAULT_CLASSIFIER, api_key: str | None = Non
             return Response(buf.getvalue(), media_type="application/vnd.apache.parquet")
         raise HTTPException(404, f"no format {fmt!r}; use csv or parquet")
 
+
+def create_app(model: str = models.DEFAULT_CLASSIFIER, api_key: str | None = None,
+               limits: Limits | None = None, video_workers: int = 1) -> FastAPI:
+    """The FastAPI application; `api_key` (if given) is required in the `X-API-Key` header."""
+    limits = limits or Limits()
+    service = Service(model, limits, video_workers)
+    app = FastAPI(title="emotrace", version=__version__,
+                  description="Emotion of every face in images and videos.")
+    app.state.service = service
+
+    def check_key(request: Request) -> None:
+        if api_key is not None and request.headers.get("x-api-key") != api_key:
+            raise HTTPException(401, "missing or wrong API key (send it in the X-API-Key header)")
+
+    keyed = [Depends(check_key)]
+    _refuse_huge_bodies(app, limits)
+
+    @app.get("/v1/models", dependencies=keyed)
+    def list_models() -> dict:
+        return {"default": models.DEFAULT_CLASSIFIER, "serving": service.model, "models": [
+            {"name": c.name, "task": c.task, "labels": list(c.labels) if c.labels else None,
+             "input_size": list(c.input_size) if c.input_size else None,
+             "licence": c.licence, "present": models.is_present(c)} for c in models.list_models()]}
+
+    _upload_routes(app, service, keyed)
+    _job_routes(app, service, keyed)
     return app

@@ -187,17 +187,23 @@ def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> P
     return path
 
 
+def labelled_sample(data: str, limit: int | None, rng: np.random.Generator) -> FaceSet:
+    """The faces `evaluate_embedding` scores: `limit` drawn from `data` with `rng` (all when
+    None), of which those with an emotion label."""
+    faces = load_named(data, "ferplus8")
+    if limit and limit < len(faces):
+        faces = faces.take(np.sort(rng.choice(len(faces), limit, replace=False)))
+    return faces.take(np.flatnonzero(faces.labels >= 0))
+
+
 def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Path | None = None,
                        limit: int | None = None, train_sample: int = 6000, seed: int = 0,
                        videos: str | Path | None = None) -> dict:
     """All the measures above for `model`'s embedding on `data` (see module doc); `model`:
     a registry model with an embedding output or a head from `emotrace train embedding`."""
     clf = FaceEmbedder(model)
-    faces = load_named(data, "ferplus8")
     rng = np.random.default_rng(seed)
-    if limit and limit < len(faces):
-        faces = faces.take(np.sort(rng.choice(len(faces), limit, replace=False)))
-    faces = faces.take(np.flatnonzero(faces.labels >= 0))
+    faces = labelled_sample(data, limit, rng)
     emb = face_embeddings(clf, faces)
     sims = pair_similarities(emb, faces.labels, faces.names, seed=seed)
     train = ferplus("train")

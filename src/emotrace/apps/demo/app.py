@@ -5,16 +5,20 @@ Start it with `emotrace demo` (or `streamlit run src/emotrace/apps/demo/app.py`)
               timeline and summary, the per-face table, CSV / Parquet downloads.
   Embeddings  cosine similarity of two faces (images or short clips); same- vs opposite-emotion
               similarity on FER+ test; nearest indexed fragments (once an index exists).
-The logic lives in `emotrace.apps.demo.helpers`; this file is the page layout.
+The logic lives in `emotrace.apps.demo.helpers` (Analyse) and `emotrace.apps.demo.embeddings`
+(Embeddings), upload checks in `emotrace.apps.uploads`; this file is the page layout.
 """
 
 import os
 
 import streamlit as st
 
-from emotrace.apps.demo import helpers as h
 from emotrace import models
+from emotrace.apps.demo import embeddings as e
+from emotrace.apps.demo import helpers as h
+from emotrace.apps.uploads import UploadProblem, accepted_suffixes, check_kind, check_size
 from emotrace.errors import EmotraceError, InputError
+from emotrace.faces.embed import FaceEmbedder
 from emotrace.pipeline import Analyzer
 
 TITLE = "emotrace — emotions in faces"
@@ -32,9 +36,15 @@ def get_analyzer(model: str) -> Analyzer:
     return Analyzer(classifier=model, embeddings=True)
 
 
-@st.cache_data(show_spinner="Embedding 600 FER+ test faces…")
-def reference_pairs(model: str) -> h.PairCosines:
-    return h.ferplus_pair_cosines(get_analyzer(model).classifier, n=600, seed=0)
+@st.cache_resource(show_spinner="Loading the embedder…")
+def get_embedder(spec: str) -> e.Embedder:
+    faces = FaceEmbedder(spec)
+    return e.Embedder(faces, get_analyzer(faces.backbone_name))
+
+
+@st.cache_data(show_spinner=f"Embedding {e.REFERENCE_FACES} FER+ test faces…")
+def reference_pairs(model: str) -> e.PairCosines:
+    return e.ferplus_pair_cosines(get_embedder(model).faces, n=e.REFERENCE_FACES, seed=0)
 
 
 def remembered(slot: str, key: tuple, compute):
@@ -55,6 +65,17 @@ def show_error(exc: Exception) -> None:
         st.error(f"Could not analyse **{exc.path}**: {exc.problem}")
     else:
         st.error(str(exc))
+
+
+def refused(upload, name: str, limit_mb: int) -> bool:
+    """Whether the upload is too large or of no accepted type (then the page says why)."""
+    try:
+        check_size(name, upload.size, limit_mb << 20)
+        check_kind(name)
+    except UploadProblem as exc:
+        st.error(exc.message)
+        return True
+    return False
 
 
 def altair(chart, height: int) -> None:
@@ -160,7 +181,7 @@ def analyse_page(analyzer: Analyzer, model: str, limit_mb: int) -> None:
     rate = None
     if source == "Upload a file":
         upload = st.file_uploader(f"An image or a video, up to {limit_mb} MB", key="upload",
-                                  help=f"Accepted: {h.accepted_suffixes()}.")
+                                  help=f"Accepted: {accepted_suffixes()}.")
         rate = VIDEO_RATES[st.selectbox("Video frames analysed", list(VIDEO_RATES), index=1,
                                         key="rate")]
         name = upload.name if upload is not None else ""
@@ -170,11 +191,9 @@ def analyse_page(analyzer: Analyzer, model: str, limit_mb: int) -> None:
     if upload is None:
         st.info(f"Upload an image or a video (at most {limit_mb} MB), or take a camera snapshot.")
         return
-    problem = h.check_upload(name, upload.size, limit_mb)
-    if problem:
-        st.error(problem)
+    if refused(upload, name, limit_mb):
         return
-    kind = h.upload_kind(name)
+    kind = check_kind(name)
     key = (kind, upload.file_id, model, rate if kind == "video" else None)
     if kind == "image":
         res = remembered("analysis", key,
@@ -191,6 +210,92 @@ def analyse_page(analyzer: Analyzer, model: str, limit_mb: int) -> None:
 
 
 # -- Embeddings page ------------------------------------------------------------------------
+def face_uploads(embedder: e.Embedder, model: str, limit_mb: int) -> tuple[dict, dict]:
+    """Faces A and B: the uploads and their embeddings, by tag."""
+    uploads, found = {}, {}
+    for col, tag in zip(st.columns(2), "AB", strict=True):
+        with col:
+            upload = st.file_uploader(f"Face {tag}: an image or a short clip (≤ {limit_mb} MB)",
+                                      key=f"emb-{tag}", help=f"Accepted: {accepted_suffixes()}.")
+            if upload is None or refused(upload, upload.name, limit_mb):
+                continue
+            with st.spinner(f"Embedding {upload.name}…"):
+                emb = remembered(f"embedding-{tag}", (upload.file_id, model),
+                                 lambda up=upload: e.upload_embedding(embedder, up.name,
+                                                                      up.getvalue()))
+            if isinstance(emb, Exception):
+                show_error(emb)
+                continue
+            st.image(emb.preview, caption=f"{emb.name}: {emb.note}")
+            uploads[tag], found[tag] = upload, emb
+    return uploads, found
+
+
+def reference_section(model: str, similarity: float | None) -> None:
+    st.markdown("#### Same vs opposite emotion on FER+ test")
+    st.markdown(
+        f"{e.REFERENCE_FACES} faces drawn at random (fixed seed) from FER+ test, those with a "
+        "majority emotion kept and embedded with this model (each 48x48 crop resized to the "
+        "model's input), exactly as `emotrace eval embedding --limit "
+        f"{e.REFERENCE_FACES}` samples them. **Same emotion**: sampled pairs of faces with the "
+        "same FER+ majority label (any of the 8). **Opposite emotion**: pairs across the sign "
+        "of valence: happiness (positive) with sadness, anger, disgust or fear (negative); "
+        "neutral, surprise and contempt are in no opposite pair.")
+    try:
+        pairs = reference_pairs(model)
+    except (OSError, ValueError, InputError) as exc:
+        st.warning(f"FER+ reference not available ({exc}); set EMOTRACE_SHARED to the folder "
+                   "holding data/ferplus.")
+        return
+    altair(e.histogram_chart(pairs, similarity), 340)
+    st.caption(f"{len(pairs.same):,} same-emotion and {len(pairs.opposite):,} opposite-emotion "
+               f"pairs of {pairs.n_faces} faces; faces per emotion: "
+               + ", ".join(f"{k} {v}" for k, v in pairs.counts.items())
+               + (". The dashed line is your pair." if similarity is not None else "."))
+    cols = st.columns(3)
+    cols[0].metric("Mean cosine, same emotion", f"{pairs.same.mean():.3f}",
+                   help=f"{len(pairs.same):,} pairs")
+    cols[1].metric("Mean cosine, opposite emotion", f"{pairs.opposite.mean():.3f}",
+                   help=f"{len(pairs.opposite):,} pairs")
+    cols[2].metric("P(same > opposite)", f"{pairs.separation:.0%}",
+                   help="Share of (same pair, opposite pair) comparisons where the "
+                        "same-emotion pair has the higher cosine (0.5 = no separation).")
+
+
+def nearest_section(uploads: dict) -> None:
+    st.markdown("#### Nearest fragments")
+    folder = st.text_input("Index folder", "emotrace-index", key="index-dir")
+    try:
+        settings = e.index_settings(folder)
+    except (InputError, OSError, ValueError, RuntimeError) as exc:
+        st.warning(str(exc))
+        return
+    if settings is None:
+        st.info(f"No fragment index in `{folder}`. Build one with `emotrace index VIDEOS "
+                "--db DIR`: it cuts each video into per-track 1 s fragments and stores each "
+                "fragment's mean face embedding; this section then lists the fragments "
+                "nearest to face A.")
+        return
+    built = f"{settings['fragments']:,} fragments indexed with {settings['embedder']}"
+    if "A" not in uploads:
+        st.caption(f"{built}; upload face A to search them.")
+        return
+    st.caption(f"{built}: face A is embedded with it, as `emotrace search` does.")
+    upload = uploads["A"]
+    try:
+        embedder = get_embedder(settings["embedder"])
+    except EmotraceError as exc:
+        st.warning(f"Could not load the index's embedder: {exc}")
+        return
+    key = (upload.file_id, os.path.abspath(folder), settings["embedder"], settings["fragments"])
+    hits = remembered("nearest", key, lambda: e.nearest_fragments(
+        folder, embedder, upload.name, upload.getvalue()))
+    if isinstance(hits, Exception):
+        show_error(hits)
+    else:
+        st.dataframe(hits, hide_index=True)
+
+
 def embeddings_page(analyzer: Analyzer, model: str, limit_mb: int) -> None:
     st.subheader("Face embeddings")
     st.markdown(
@@ -201,80 +306,15 @@ def embeddings_page(analyzer: Analyzer, model: str, limit_mb: int) -> None:
         st.warning(f"Model {model} has no embedding output: pick emotrace-ferplus8 or "
                    "mobilefacenet-rafdb in the sidebar.")
         return
-    found = {}
-    for col, tag in zip(st.columns(2), "AB"):
-        with col:
-            upload = st.file_uploader(f"Face {tag}: an image or a short clip (≤ {limit_mb} MB)",
-                                      key=f"emb-{tag}", help=f"Accepted: {h.accepted_suffixes()}.")
-            if upload is None:
-                continue
-            problem = h.check_upload(upload.name, upload.size, limit_mb)
-            if problem:
-                st.error(problem)
-                continue
-            with st.spinner(f"Embedding {upload.name}…"):
-                emb = remembered(f"embedding-{tag}", (upload.file_id, model),
-                                 lambda up=upload: h.upload_embedding(analyzer, up.name,
-                                                                      up.getvalue()))
-            if isinstance(emb, Exception):
-                show_error(emb)
-                continue
-            st.image(emb.preview, caption=f"{emb.name}: {emb.note}")
-            found[tag] = emb
+    uploads, found = face_uploads(get_embedder(model), model, limit_mb)
     similarity = None
     if len(found) == 2:
-        similarity = h.cosine(found["A"].vector, found["B"].vector)
+        similarity = e.similarity(found["A"], found["B"])
         st.metric("Cosine similarity of A and B", f"{similarity:.3f}")
     else:
         st.info("Upload two faces to compare them.")
-
-    st.markdown("#### Same vs opposite emotion on FER+ test")
-    st.markdown(
-        "600 faces drawn at random (fixed seed) from the FER+ test faces that have a majority "
-        "emotion, embedded with this model (each 48x48 crop resized to the model's input). "
-        "**Same emotion**: every pair of faces with the same FER+ majority label (any of the 8). "
-        "**Opposite emotion**: pairs across the sign of valence: happiness (positive) with "
-        "sadness, anger, disgust or fear (negative); neutral, surprise and contempt are in no "
-        "opposite pair.")
-    try:
-        pairs = reference_pairs(model)
-    except (OSError, ValueError) as exc:
-        st.warning(f"FER+ reference not available ({exc}); set EMOTRACE_SHARED to the folder "
-                   "holding data/ferplus.")
-    else:
-        altair(h.histogram_chart(pairs, similarity), 340)
-        st.caption(f"{len(pairs.same):,} same-emotion and {len(pairs.opposite):,} opposite-emotion "
-                   "pairs; faces per emotion: "
-                   + ", ".join(f"{k} {v}" for k, v in pairs.counts.items())
-                   + (". The dashed line is your pair." if similarity is not None else "."))
-        cols = st.columns(3)
-        cols[0].metric("Mean cosine, same emotion", f"{pairs.same.mean():.3f}",
-                       help=f"{len(pairs.same):,} pairs")
-        cols[1].metric("Mean cosine, opposite emotion", f"{pairs.opposite.mean():.3f}",
-                       help=f"{len(pairs.opposite):,} pairs")
-        cols[2].metric("P(same > opposite)", f"{pairs.separation:.0%}",
-                       help="Share of (same pair, opposite pair) comparisons where the "
-                            "same-emotion pair has the higher cosine (0.5 = no separation).")
-
-    st.markdown("#### Nearest fragments")
-    folder = st.text_input("Index folder", "emotrace-index", key="index-dir")
-    try:
-        index = h.read_fragment_index(folder)
-    except (InputError, OSError, ValueError) as exc:
-        st.warning(str(exc))
-        return
-    if index is None:
-        st.info(f"No fragment index in `{folder}`. Build one with `emotrace index VIDEOS "
-                "--db DIR`: it cuts each video into per-track 1 s fragments and stores each "
-                "fragment's mean face embedding; this section then lists the fragments "
-                "nearest to face A.")
-    elif "A" not in found:
-        st.caption(f"{len(index):,} fragments indexed; upload face A to search them.")
-    else:
-        try:
-            st.dataframe(h.nearest_fragments(index, found["A"].vector), hide_index=True)
-        except ValueError as exc:
-            st.warning(str(exc))
+    reference_section(model, similarity)
+    nearest_section(uploads)
 
 
 # -- the app --------------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""Upload checks shared by the REST API and the demo: one set of rules and messages."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from emotrace.apps.uploads import (
+    UploadProblem,
+    check_kind,
+    check_size,
+    decode_image,
+    read_limited,
+    saved_upload,
+    upload_kind,
+)
+from emotrace.errors import InputError
+from emotrace.media.decode import probe
+
+
+def test_kind_by_suffix_then_content_type():
+    assert upload_kind("a.JPG") == "image" and upload_kind("clip.mov") == "video"
+    assert upload_kind("upload", "image/png") == "image"  # no suffix: the content type says
+    assert upload_kind("a.jpg", "text/plain") is None  # a text file, whatever its name
+    assert upload_kind("README") is None
+
+
+def test_wrong_kind_is_415_naming_the_file():
+    assert check_kind("clip.mp4") == "video"
+    with pytest.raises(UploadProblem) as err:
+        check_kind("notes.txt", ("image",), "text/plain")
+    assert err.value.status == 415
+    assert err.value.message.startswith("notes.txt: not an image (file type .txt, content type "
+                                        "text/plain); upload images (")
+    with pytest.raises(UploadProblem, match=r"photo.jpg: not a video \(file type .jpg\)"):
+        check_kind("photo.jpg", ("video",))
+    with pytest.raises(UploadProblem, match=r"README: not an image or a video \(file type "
+                                            r"\(no suffix\)\); upload images \(.*\) or videos"):
+        check_kind("README")
+
+
+def test_too_large_is_413_and_stops_reading():
+    check_size("a.jpg", 2**20, 2**20)
+    with pytest.raises(UploadProblem) as err:
+        check_size("big.mp4", 3 * 2**20, 2**20)
+    assert err.value.status == 413
+    assert err.value.message == "big.mp4: larger than the limit of 1 MB (3.0 MB)"
+    stream = io.BytesIO(bytes(5 << 20))
+    with pytest.raises(UploadProblem, match="big.jpg: larger than the limit of 1 MB$"):
+        read_limited(stream, "big.jpg", 1 << 20)
+    assert stream.tell() <= 2 << 20  # the rest was never read
+    assert read_limited(io.BytesIO(b"abc"), "a.jpg", 10) == b"abc"
+
+
+def test_errors_name_the_upload_not_the_temporary_file(pyfeat_dir):
+    assert decode_image("a.jpg", (pyfeat_dir / "single_face.jpg").read_bytes()).ndim == 3
+    with pytest.raises(InputError, match="^broken.jpg: not a readable image"):
+        decode_image("broken.jpg", b"not a JPEG")
+    video = (pyfeat_dir / "single_face.mp4").read_bytes()
+    with saved_upload("My Clip.MP4", video) as path:
+        assert path.suffix == ".mp4" and probe(path).n_frames == 72
+    assert not path.exists()
+    with pytest.raises(InputError) as err, saved_upload("half.mp4", video[: len(video) // 2]) as p:
+        probe(p)
+    assert err.value.path == "half.mp4" and "not a readable video" in err.value.problem

@@ -29,17 +29,18 @@ def recordings(tmp_path, bad_videos):
 
 def _check_outputs(out, manifest: pd.DataFrame) -> None:
     assert len(manifest) == 5
-    status = dict(zip(manifest["key"], manifest["status"]))
-    assert status == {"furious_talk2_clip1": "done", "happyenglish_clip1": "done",
-                      "sadgirl_clip1": "done", "day2/single_face": "done", "day2/broken": "failed"}
-    broken = manifest[manifest["key"] == "day2/broken"].iloc[0]
+    status = dict(zip(manifest["key"], manifest["status"], strict=True))
+    assert status == {"furious_talk2_clip1.mp4": "done", "happyenglish_clip1.mp4": "done",
+                      "sadgirl_clip1.mp4": "done", "day2/single_face.mp4": "done",
+                      "day2/broken.mp4": "failed"}
+    broken = manifest[manifest["key"] == "day2/broken.mp4"].iloc[0]
     assert "truncated" in broken["reason"]
-    assert not (out / "faces" / "day2" / "broken.parquet").exists()
+    assert not (out / "faces" / "day2" / "broken.mp4.parquet").exists()
     # every recording with a face in every frame: one face row per analysed frame
     for rec in manifest[manifest["status"] == "done"].itertuples():
         df = pd.read_parquet(rec.output)
         assert len(df) == rec.frames == rec.faces > 0
-    happy = pd.read_parquet(out / "faces" / "happyenglish_clip1.parquet")
+    happy = pd.read_parquet(out / "faces" / "happyenglish_clip1.mp4.parquet")
     assert (happy["emotion"] == "happy").mean() > 0.8
     # nothing half-written is left behind
     assert not [p for p in out.rglob("*.part")]
@@ -60,7 +61,7 @@ def test_rerun_skips_finished_and_redoes_changed(recordings, tmp_path):
     # a changed input is analysed again; so is one whose output went missing
     changed = recordings / "sadgirl_clip1.mp4"
     os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
-    (out / "faces" / "furious_talk2_clip1.parquet").unlink()
+    (out / "faces" / "furious_talk2_clip1.mp4.parquet").unlink()
     third = run_batch([recordings], out, workers=1, fps=5, progress=False, retry_failed=False)
     assert (third.skipped, third.done, third.failed) == (3, 2, 0)
     _check_outputs(out, read_manifest(out))
@@ -95,8 +96,8 @@ def test_ray_engine_runs_locally(recordings, tmp_path):
     _check_outputs(out, manifest)
     local = tmp_path / "local"
     run_batch([recordings], local, workers=1, fps=10, progress=False)
-    a = pd.read_parquet(out / "faces" / "sadgirl_clip1.parquet")
-    b = pd.read_parquet(local / "faces" / "sadgirl_clip1.parquet")
+    a = pd.read_parquet(out / "faces" / "sadgirl_clip1.mp4.parquet")
+    b = pd.read_parquet(local / "faces" / "sadgirl_clip1.mp4.parquet")
     assert (a["emotion"] == b["emotion"]).all()
     assert abs(a["happy"] - b["happy"]).max() < 1e-4
 
@@ -105,7 +106,8 @@ def test_cli_list_file_and_bad_settings(recordings, tmp_path):
     from emotrace.cli import app
 
     listing = tmp_path / "list.txt"
-    listing.write_text(f"# two recordings\n{recordings / 'sadgirl_clip1.mp4'}\nin/day2/broken.mp4\n")
+    listing.write_text(f"# two recordings\n{recordings / 'sadgirl_clip1.mp4'}\n"
+                       "in/day2/broken.mp4\n")
     out = tmp_path / "out"
     run = CliRunner().invoke(app, ["batch", str(listing), "-o", str(out), "--fps", "5", "-q",
                                    "--workers", "1"])

@@ -1,8 +1,9 @@
 """Highlights from viewer reactions, on recordings built from real clips with a known span.
 
 scripts/make_reactions.py makes each viewer calm, then shows a real emotional clip during the
-episode's seconds 6-11, then calm again; viewers 1 and 2 react again during 14-16.5; viewers differ in speaker, clip, offset (-2 to 3 s),
-frame rate (15/25/30) and length, and one leaves the frame for 3 s.
+episode's seconds 6-11, then calm again; viewers 1 and 2 react again during 14-16.5; viewers
+differ in speaker, clip, offset (-2 to 3 s), frame rate (15/25/30) and length, and one leaves
+the frame for 3 s.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 from conftest import PYFEAT, ROOT
 from typer.testing import CliRunner
 
-from emotrace.highlights import find_highlights, parse_offsets, write_highlights
+from emotrace.highlights import find_highlights, parse_offsets, snap_moments, write_highlights
 from emotrace.highlights.moments import MomentSettings
 from emotrace.highlights.trailer import snap_segments
 from emotrace.media.decode import probe
 
-spec = importlib.util.spec_from_file_location("make_reactions", ROOT / "scripts" / "make_reactions.py")
+spec = importlib.util.spec_from_file_location("make_reactions",
+                                              ROOT / "scripts" / "make_reactions.py")
 make_reactions = importlib.util.module_from_spec(spec)
 sys.modules["make_reactions"] = make_reactions  # dataclasses look their module up there
 spec.loader.exec_module(make_reactions)
@@ -94,7 +97,8 @@ def test_missing_face_is_missing_not_calm(five, recordings):
 def test_signals_are_per_viewer_baselines(five):
     signals = five.signals_table()
     assert set(signals["viewer"]) == {f"viewer{i}" for i in range(1, 6)}
-    calm = signals[(signals["time"] < SPANS[0][0] - 1) | (signals["time"].between(SPANS[0][1] + 1, SPANS[1][0] - 1))]
+    calm = signals[(signals["time"] < SPANS[0][0] - 1)
+                   | (signals["time"].between(SPANS[0][1] + 1, SPANS[1][0] - 1))]
     calm = calm[~calm["missing"]]
     # calm seconds sit near each viewer's own baseline
     assert calm.groupby("viewer")["z_expressiveness"].median().abs().max() < 1.0
@@ -112,6 +116,20 @@ def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path):
     assert doc["moments"][0]["rank"] == 1 and len(doc["viewers"]) == 5
     html = (tmp_path / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in html
+
+
+def test_writing_leaves_the_result_unchanged(five, tmp_path):
+    # moments off the content's frame grid, so that writing with content has to snap them
+    off_grid = [replace(m, start=m.start + 0.013, end=m.end - 0.017) for m in five.moments]
+    result = replace(five, moments=off_grid)
+    before = [replace(m) for m in off_grid]
+    write_highlights(result, tmp_path, content=CONTENT, thumbnails=False)
+    assert result.moments is off_grid and result.moments == before
+    written = pd.read_csv(tmp_path / "moments.csv")  # the files hold the snapped moments
+    snapped = snap_moments(before, CONTENT)
+    assert [m.start for m in snapped] != [m.start for m in before]
+    assert written["start"].to_numpy() == pytest.approx([m.start for m in snapped], abs=1e-3)
+    assert written["end"].to_numpy() == pytest.approx([m.end for m in snapped], abs=1e-3)
 
 
 def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, tmp_path):
@@ -138,7 +156,8 @@ def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, 
 def test_all_recordings_broken_writes_nothing(bad_videos, tmp_path):
     from emotrace.cli import app
 
-    run = CliRunner().invoke(app, ["highlights", str(bad_videos["text"]), "-o", str(tmp_path / "o")])
+    run = CliRunner().invoke(app, ["highlights", str(bad_videos["text"]),
+                                   "-o", str(tmp_path / "o")])
     assert run.exit_code == 1
     assert "notes.mp4" in run.output and not (tmp_path / "o").exists()
 

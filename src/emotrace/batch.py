@@ -5,12 +5,17 @@
     emotrace batch list.txt -o OUT --engine ray --ray-address HOST:6379   # an existing cluster
 
 Each recording's per-face table is written to `OUT/faces/<key>.parquet` atomically (a temporary
-name renamed into place), so a file under its final name is always whole. `OUT/manifest.csv`
-lists every recording with its status (`done` or `failed` with the reason), frames, faces,
-seconds and the worker that did it; it is rewritten (atomically) after every finished task,
-so an interrupted run leaves an accurate manifest. A rerun skips recordings that are done, whose
-Parquet file exists and whose input has not changed (size and modification time), and retries
-the rest.
+name renamed into place), so a file under its final name is always whole. The key is the
+recording's path below the inputs' common folder, suffix included (`day2/a.mp4` ->
+`faces/day2/a.mp4.parquet`), so `a.mp4` and `a.mov` in one folder get files of their own.
+`OUT/manifest.csv` lists every recording with its status (`done` or `failed` with the reason),
+frames, faces, seconds and the worker that did it; it is rewritten (atomically) after every
+finished task, so an interrupted run leaves an accurate manifest. A rerun skips recordings
+that are done, whose Parquet file exists and whose input has not changed (size and
+modification time), and retries the rest. A manifest written before keys kept the suffix (key
+`day2/a`) is taken over: each of its records goes to the recording with the same path and the
+new key, and a finished one's Parquet file is renamed to match; where two recordings shared an
+old key (and so one output file) both are analysed again.
 
 On a cluster, the inputs and OUT must be on storage every node can read and write (a shared
 file system or mounted bucket): the workers read the videos and write the Parquet files
@@ -23,10 +28,11 @@ import multiprocessing as mp
 import os
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -44,7 +50,7 @@ MANIFEST_COLUMNS = ["key", "path", "status", "reason", "output", "frames", "face
 class Job:
     """One recording to analyse: where it is, its output key, and analysis settings."""
 
-    key: str  # output name relative to OUT/faces, without suffix
+    key: str  # the path below the inputs' common folder, suffix kept; OUT/faces/<key>.parquet
     path: str
     output: str
     size: int
@@ -80,11 +86,11 @@ def collect_inputs(inputs: Iterable[str | Path], suffixes: set[str]) -> list[Pat
 
 def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,
               threads: int) -> list[Job]:
-    """One job per path; keys mirror the paths below their common folder."""
+    """One job per path; keys are the paths below their common folder, suffix kept."""
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path()
     jobs = []
     for p in paths:
-        key = p.relative_to(root).with_suffix("").as_posix()
+        key = p.relative_to(root).as_posix()
         try:
             st = p.stat()
             size, mtime_ns = st.st_size, st.st_mtime_ns
@@ -190,9 +196,9 @@ def read_manifest(outdir: Path) -> pd.DataFrame:
     path = outdir / "manifest.csv"
     if not path.is_file():
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
-    df = pd.read_csv(path)
-    df["reason"] = df["reason"].fillna("").astype(str)
-    df["key"] = df["key"].astype(str)
+    # keys read as text ("001" stays "001"); an all-empty reason column is text too
+    df = pd.read_csv(path, dtype={"key": str, "path": str, "output": str, "reason": str})
+    df["reason"] = df["reason"].fillna("")
     return df
 
 
@@ -201,6 +207,34 @@ def is_done(job: Job, previous: dict[str, dict]) -> bool:
     rec = previous.get(job.key)
     return bool(rec and rec["status"] == "done" and Path(job.output).is_file()
                 and int(rec["size"]) == job.size and int(rec["mtime_ns"]) == job.mtime_ns)
+
+
+def legacy_key(key: str) -> str:
+    """The key that versions before the suffix was kept gave a recording (`day2/a`)."""
+    return PurePosixPath(key).with_suffix("").as_posix()
+
+
+def adopt_legacy_records(previous: dict[str, dict], jobs: list[Job]) -> dict[str, dict]:
+    """The previous records, those under an old key (no suffix) moved to the new key.
+
+    An old record stands for the job with the same input path, unless another job of this run
+    has the same old key: those shared one Parquet file, which may hold either one, so they
+    are left to be analysed again. A finished record's file is renamed to the new name.
+    """
+    old_keys = Counter(legacy_key(job.key) for job in jobs)
+    out = dict(previous)
+    for job in jobs:
+        old = legacy_key(job.key)
+        rec = previous.get(old)
+        if (old == job.key or job.key in previous or rec is None or old_keys[old] > 1
+                or str(rec["path"]) != job.path):
+            continue
+        del out[old]
+        if rec["status"] == "done" and Path(str(rec["output"])).is_file():
+            Path(job.output).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(str(rec["output"]), job.output)
+        out[job.key] = {**rec, "key": job.key, "output": job.output}
+    return out
 
 
 @dataclass
@@ -244,6 +278,7 @@ def run_batch(
 
     manifest = read_manifest(outdir)
     previous = {str(r["key"]): r for r in manifest.to_dict("records")}
+    previous = adopt_legacy_records(previous, jobs)
     todo = [j for j in jobs if not is_done(j, previous)
             and (retry_failed or previous.get(j.key, {}).get("status") != "failed")]
     keys = {j.key for j in jobs}

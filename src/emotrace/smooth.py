@@ -12,7 +12,8 @@ the frames' timestamps (so sampling at --fps or dropped frames do not change the
   of gap is not modelled: a change costs the same after one frame or ten); it gives labels,
   and probabilities averaged over each run of one label.
 
-`flip_rate` counts label changes between adjacent frames of a track per second.
+`flip_rate` counts label changes between adjacent frames of a track per second. Tables of
+several videos are grouped by (source, track_id), as `outputs.tables.track_summary` does.
 `TrackSmoother` is `ema` frame by frame for live use (the webcam): one state per track id.
 """
 
@@ -22,6 +23,8 @@ from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
+
+from emotrace.results import table_tracks
 
 METHODS = ("none", "ema", "gaussian", "viterbi")
 
@@ -152,7 +155,8 @@ def smooth_table(df: pd.DataFrame, labels: tuple[str, ...], method: str,
     """The per-face table with each track's probabilities and `emotion` smoothed.
 
     The raw top label is kept as `emotion_raw`; rows without a track (still images, frames
-    without a face) are left as they are. `method`: one of `METHODS`; `param`: half-life
+    without a face) are left as they are. A track is one (source, track_id): the table may
+    hold several videos whose track ids repeat. `method`: one of `METHODS`; `param`: half-life
     (ema, s), sigma (gaussian, s) or switch cost (viterbi, nats); None = the default.
     """
     if method not in METHODS:
@@ -161,22 +165,22 @@ def smooth_table(df: pd.DataFrame, labels: tuple[str, ...], method: str,
     out["emotion_raw"] = df["emotion"]
     cols = list(labels)
     lab = np.asarray(labels, dtype=object)
-    for idx in df[df["track_id"] >= 0].groupby("track_id").groups.values():
-        rows = df.loc[idx].sort_values("timestamp")
+    prob_dtype = out["emotion_prob"].dtype
+    for _, rows in table_tracks(df):
         p, path = smooth_track(rows[cols].to_numpy(np.float64), rows["timestamp"].to_numpy(),
                                method, param)
         out.loc[rows.index, cols] = p.astype(np.float32)
         out.loc[rows.index, "emotion"] = lab[path]
-        out.loc[rows.index, "emotion_prob"] = p[np.arange(len(p)), path].astype(out["emotion_prob"].dtype)
+        out.loc[rows.index, "emotion_prob"] = p[np.arange(len(p)), path].astype(prob_dtype)
     out.attrs["smoothing"] = method if param is None else f"{method}({param:g})"
     return out
 
 
 def flip_rate(df: pd.DataFrame, column: str = "emotion") -> float:
-    """Label changes between adjacent frames of the same track, per second of track."""
+    """Label changes between adjacent frames of the same track (one source and track id),
+    per second of track."""
     flips = seconds = 0.0
-    for _, rows in df[df["track_id"] >= 0].groupby("track_id"):
-        rows = rows.sort_values("timestamp")
+    for _, rows in table_tracks(df):
         labels = rows[column].to_numpy()
         flips += float((labels[1:] != labels[:-1]).sum())
         t = rows["timestamp"].to_numpy()

@@ -10,15 +10,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotrace.faces.classify import ExpressionClassifier
 from emotrace.evaluation.datasets import FaceSet, load_named
-from emotrace.labels import remap_probs
 from emotrace.evaluation.metrics import (
     bootstrap_accuracy_difference,
     classification_report,
     mcnemar,
     plot_confusion,
 )
+from emotrace.faces.classify import ExpressionClassifier
+from emotrace.labels import remap_probs
 from emotrace.outputs.files import write_json
 
 
@@ -50,7 +50,8 @@ def evaluate(model: str, data: str, outdir: str | Path | None = None, limit: int
     label_set = "submission9" if "uncertain" in clf.labels else "ferplus8"
     faces = load_named(data, label_set)
     if limit and limit < len(faces):
-        faces = faces.take(np.sort(np.random.default_rng(seed).choice(len(faces), limit, replace=False)))
+        pick = np.random.default_rng(seed).choice(len(faces), limit, replace=False)
+        faces = faces.take(np.sort(pick))
     probs = remap_probs(face_probs(clf, faces), clf.labels, faces.names)
     report = classification_report(probs, faces.labels, faces.names)
     report.update(model=model, data=data, limit=limit)

@@ -33,7 +33,8 @@ class FaceSet:
         if len(self.labels) != n:
             raise ValueError(f"{n} images but {len(self.labels)} labels")
         if self.soft is not None and self.soft.shape != (n, len(self.names)):
-            raise ValueError(f"soft targets must be ({n}, {len(self.names)}), got {self.soft.shape}")
+            raise ValueError(f"soft targets must be ({n}, {len(self.names)}), "
+                             f"got {self.soft.shape}")
         if self.va is not None and self.va.shape != (n, 2):
             raise ValueError(f"va must be ({n}, 2), got {self.va.shape}")
 
@@ -107,7 +108,9 @@ def _read(path: Path, size: int | None) -> np.ndarray:
 
 
 def _stack(paths: list[Path], size: int) -> np.ndarray:
-    return np.stack([_read(p, size) for p in paths]) if paths else np.zeros((0, size, size, 3), np.uint8)
+    if not paths:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([_read(p, size) for p in paths])
 
 
 def image_folder(root: str | Path, size: int = 112) -> FaceSet:
@@ -156,7 +159,8 @@ def label_csv(csv: str | Path, size: int = 112, names: tuple[str, ...] | None = 
 AFFECTNET8 = ("neutral", "happy", "sad", "surprise", "fear", "disgust", "anger", "contempt")
 
 
-def affectnet_table(csv: str | Path, size: int = 112, image_root: str | Path | None = None) -> FaceSet:
+def affectnet_table(csv: str | Path, size: int = 112,
+                    image_root: str | Path | None = None) -> FaceSet:
     """An AffectNet-style table: `subDirectory_filePath` (or `path`), `expression` (0..7,
     AffectNet order; rows with 8..10 are dropped), `valence`, `arousal` in [-1, 1]."""
     csv = Path(csv)

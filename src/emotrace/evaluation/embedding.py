@@ -9,13 +9,17 @@ On a labelled face set (FER+ test by default), with L2-normalised embeddings:
 - same-vs-different ROC-AUC: how well the cosine separates same-emotion pairs from all pairs of
   different emotions;
 - kNN (k = 10, cosine) and linear-probe (logistic regression) accuracy, fitted on a sample of
-  FER+ train and scored on the set;
+  FER+ train and scored on the set; the train labels are first put in the set's label order by
+  name (FER2013 and class folders order their classes otherwise), and train faces of classes
+  the set lacks (FER+'s contempt for FER2013) are left out, as `eval` leaves the classifier's
+  extra classes out;
 - alignment (mean squared distance of same-emotion pairs) and uniformity (log of the mean of
   exp(-2 d^2) over all pairs; Wang & Isola, 2020): lower is better for both;
 - with `videos`: the label-flip rate between adjacent frames of a face track (label changes per
   second), each frame labelled by the kNN-10 vote of its embedding among the FER+ train sample,
   next to the model's own classifier labels, and the share of frames agreeing with a clip's weak
-  label from its file name (the `index.csv` of ../shared/data/video), per video set.
+  label from its file name (the `index.csv` of ../shared/data/video), per video set. A track is
+  one face of one video (`VideoAnalysis.tracks`).
 
 Pairs are sampled (up to `max_pairs` of each kind) with a fixed seed, so the numbers repeat.
 """
@@ -25,13 +29,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from emotrace.evaluation.classifier import face_batches
 from emotrace.evaluation.datasets import FaceSet, ferplus, load_named
 from emotrace.faces.embed import FaceEmbedder
-from emotrace.evaluation.classifier import face_batches
 from emotrace.labels import canonical
 from emotrace.outputs.files import atomic_write, write_json
+from emotrace.results import VideoAnalysis
 
 POSITIVE = frozenset({"happy"})
 NEGATIVE = frozenset({"sad", "anger", "disgust", "fear"})
@@ -43,7 +49,8 @@ def face_embeddings(embedder: FaceEmbedder, faces: FaceSet, batch_size: int = 64
     return np.concatenate(out).astype(np.float32)
 
 
-def _sample_pairs(mask_a: np.ndarray, mask_b: np.ndarray | None, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+def _sample_pairs(mask_a: np.ndarray, mask_b: np.ndarray | None, n: int,
+                  rng) -> tuple[np.ndarray, np.ndarray]:
     a = np.flatnonzero(mask_a)
     b = a if mask_b is None else np.flatnonzero(mask_b)
     i, j = rng.choice(a, n), rng.choice(b, n)
@@ -100,7 +107,8 @@ def knn_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
     return float((knn_labels(train, y_train, test, k) == y_test).mean())
 
 
-def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray) -> float | None:
+def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
+                 y_test: np.ndarray) -> float | None:
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
@@ -123,14 +131,23 @@ def knn_labels(train: np.ndarray, y_train: np.ndarray, emb: np.ndarray, k: int =
     return out
 
 
+def to_label_order(labels: np.ndarray, names: tuple[str, ...],
+                   target: tuple[str, ...]) -> np.ndarray:
+    """Label ids in `names` order -> ids of the same emotions in `target` order (matched by
+    `labels.canonical` name); -1 where `target` lacks the emotion or the label was -1."""
+    canon = [canonical(n) for n in target]
+    lookup = np.array([canon.index(canonical(n)) if canonical(n) in canon else -1
+                       for n in names] + [-1], np.int64)
+    return lookup[np.where(labels >= 0, labels, len(names))]
+
+
 def video_flip_rates(embedder: FaceEmbedder, folder: str | Path, train_emb: np.ndarray,
                      y_train: np.ndarray, names: tuple[str, ...]) -> dict:
-    """Flip rate and weak-label agreement on every video under `folder` (see module doc)."""
-    import pandas as pd
-
+    """Flip rate and weak-label agreement on every video under `folder` (see module doc);
+    `y_train` holds ids in `names` order."""
+    from emotrace.media.decode import VIDEO_SUFFIXES
     from emotrace.pipeline import Analyzer
     from emotrace.smooth import flip_rate
-    from emotrace.media.decode import VIDEO_SUFFIXES
 
     folder = Path(folder)
     weak: dict[str, str] = {}
@@ -141,14 +158,10 @@ def video_flip_rates(embedder: FaceEmbedder, folder: str | Path, train_emb: np.n
     analyzer = Analyzer(classifier=embedder.backbone_name, embeddings=True)
     rows = []
     for video in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
-        result = analyzer.analyze_video(video, progress=False)
-        faces = [(int(t), f.timestamp, f.emotions.top[i], f.emotions.embeddings[i])
-                 for f in result.frames for i, t in enumerate(f.track_ids) if t >= 0]
-        if not faces:
+        df = _track_labels(analyzer.analyze_video(video, progress=False), embedder, train_emb,
+                           y_train, names)
+        if df is None:
             continue  # no face: nothing flips
-        df = pd.DataFrame([r[:3] for r in faces], columns=["track_id", "timestamp", "emotion"])
-        emb = embedder.from_backbone(np.stack([r[3] for r in faces]))
-        df["knn"] = np.asarray(names, dtype=object)[knn_labels(train_emb, y_train, emb)]
         rel = video.relative_to(folder).as_posix()
         label = canonical(weak[rel]) if rel in weak else None
         rows.append({
@@ -161,8 +174,28 @@ def video_flip_rates(embedder: FaceEmbedder, folder: str | Path, train_emb: np.n
         raise ValueError(f"{folder}: no video with a face track")
     table = pd.DataFrame(rows)
     sets = table.groupby("set").mean(numeric_only=True)
-    return {"videos": rows, "by_set": {s: {k: (None if pd.isna(v) else float(v)) for k, v in r.items()}
-                                       for s, r in sets.to_dict("index").items()}}
+    by_set = {s: {k: (None if pd.isna(v) else float(v)) for k, v in r.items()}
+              for s, r in sets.to_dict("index").items()}
+    return {"videos": rows, "by_set": by_set}
+
+
+def _track_labels(result: VideoAnalysis, embedder: FaceEmbedder, train_emb: np.ndarray,
+                  y_train: np.ndarray, names: tuple[str, ...]) -> pd.DataFrame | None:
+    """Every tracked face of a video: source, track_id, timestamp, the classifier's `emotion`
+    and the `knn` label of its embedding (`names` = the order of `y_train`); None without
+    a track."""
+    tracks = [t for t in result.tracks() if t.embeddings is not None]
+    if not tracks:
+        return None
+    emb = embedder.from_backbone(np.concatenate([t.embeddings for t in tracks
+                                                 if t.embeddings is not None]))
+    return pd.DataFrame({
+        "source": np.repeat([t.source for t in tracks], [len(t) for t in tracks]),
+        "track_id": np.repeat([t.track_id for t in tracks], [len(t) for t in tracks]),
+        "timestamp": np.concatenate([t.timestamps for t in tracks]),
+        "emotion": [label for t in tracks for label in t.top],
+        "knn": np.asarray(names, dtype=object)[knn_labels(train_emb, y_train, emb)],
+    })
 
 
 def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> Path:
@@ -207,8 +240,11 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
     emb = face_embeddings(clf, faces)
     sims = pair_similarities(emb, faces.labels, faces.names, seed=seed)
     train = ferplus("train")
-    train = train.take(np.flatnonzero(train.labels >= 0))
-    train = train.take(np.sort(rng.choice(len(train), min(train_sample, len(train)), replace=False)))
+    y_train = to_label_order(train.labels, train.names, faces.names)  # the set's label order
+    train = train.take(np.flatnonzero(y_train >= 0))
+    y_train = y_train[y_train >= 0]
+    pick = np.sort(rng.choice(len(train), min(train_sample, len(train)), replace=False))
+    train, y_train = train.take(pick), y_train[pick]
     train_emb = face_embeddings(clf, train)
     report = {
         "model": model, "data": data, "n": len(faces),
@@ -219,12 +255,12 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
         "same_vs_different_roc_auc": roc_auc(sims["same"], sims["different"]),
         "alignment": float(sims["same_sqdist"].mean()),
         "uniformity": uniformity(emb, seed=seed),
-        "knn10_accuracy": knn_accuracy(train_emb, train.labels, emb, faces.labels),
-        "linear_probe_accuracy": linear_probe(train_emb, train.labels, emb, faces.labels),
+        "knn10_accuracy": knn_accuracy(train_emb, y_train, emb, faces.labels),
+        "linear_probe_accuracy": linear_probe(train_emb, y_train, emb, faces.labels),
         "train_sample": len(train),
     }
     if videos is not None:
-        report["video_flips"] = video_flip_rates(clf, videos, train_emb, train.labels, faces.names)
+        report["video_flips"] = video_flip_rates(clf, videos, train_emb, y_train, faces.names)
     if report["opposite_mean_cosine"] is not None:
         report["same_minus_opposite"] = report["same_mean_cosine"] - report["opposite_mean_cosine"]
     if outdir is not None:
@@ -238,7 +274,8 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
 
 def format_embedding_report(r: dict) -> str:
     opp = r["opposite_mean_cosine"]
-    lines = [f"{r['model']} embedding on {r['data']} ({r['n']} faces; opposite = {r['opposite_definition']})",
+    lines = [f"{r['model']} embedding on {r['data']} ({r['n']} faces; "
+             f"opposite = {r['opposite_definition']})",
              f"mean cosine   same {r['same_mean_cosine']:.3f}   opposite "
              + (f"{opp:.3f}" if opp is not None else "n/a")
              + f"   different {r['different_mean_cosine']:.3f}",
@@ -252,6 +289,6 @@ def format_embedding_report(r: dict) -> str:
         agree = ("" if v["agreement_knn"] is None else
                  f"; agreement with clip labels {v['agreement_knn']:.3f} (classifier "
                  f"{v['agreement_classifier']:.3f})")
-        lines.append(f"videos {name or '.'}: label flips/s {v['flips_per_s_knn']:.2f} by kNN on the "
-                     f"embedding (classifier {v['flips_per_s_classifier']:.2f}){agree}")
+        lines.append(f"videos {name or '.'}: label flips/s {v['flips_per_s_knn']:.2f} by kNN "
+                     f"on the embedding (classifier {v['flips_per_s_classifier']:.2f}){agree}")
     return "\n".join(lines)

@@ -20,10 +20,16 @@ from pathlib import Path
 import pandas as pd
 
 from emotrace.errors import InputError
-from emotrace.highlights.moments import Moment, MomentSettings, aggregate, moments_table, pick_moments
-from emotrace.pipeline import Analyzer
+from emotrace.highlights.moments import (
+    Moment,
+    MomentSettings,
+    aggregate,
+    moments_table,
+    pick_moments,
+)
 from emotrace.highlights.reactions import ReactionSettings, ViewerSignals, viewer_signals
 from emotrace.outputs.files import write_csv, write_json
+from emotrace.pipeline import Analyzer
 
 
 @dataclass
@@ -82,7 +88,7 @@ def find_highlights(
     moment_settings = moment_settings or MomentSettings()
     viewers, failures = [], []
     names = _unique_names([Path(p) for p in reactions])
-    for path, offset, name in zip(reactions, offsets, names):
+    for path, offset, name in zip(reactions, offsets, names, strict=True):
         try:
             analysis = analyzer.analyze_video(path, fps=fps, progress=progress)
         except InputError as exc:
@@ -133,13 +139,18 @@ def snap_moments(moments: list[Moment], content: str | Path) -> list[Moment]:
 def write_highlights(result: HighlightsResult, outdir: str | Path,
                      content: str | Path | None = None, thumbnails: bool = True) -> list[Path]:
     """moments.csv/.json, signals.csv, aggregate.csv, report.html and (with content)
-    trailer.mp4 in `outdir`; every file written atomically. Returns the paths written."""
+    trailer.mp4 in `outdir`; every file written atomically. Returns the paths written.
+
+    With content, the files hold the moments snapped to its frame grid (`snap_moments`);
+    `result` itself is left as it is, so it can be written again (elsewhere, or with other
+    content) and still says what `find_highlights` found.
+    """
     from emotrace.highlights.report import write_report
     from emotrace.highlights.trailer import cut_trailer
 
     outdir = Path(outdir)
     if content is not None and result.moments:
-        result.moments = snap_moments(result.moments, content)
+        result = replace(result, moments=snap_moments(result.moments, content))
     written = [write_csv(result.moments_table(), outdir / "moments.csv")]
     doc = {
         "moments": [m.to_dict() for m in result.moments],

@@ -83,9 +83,11 @@ def aggregate(viewers: list[ViewerSignals], smooth_s: float = 1.0) -> pd.DataFra
     lo = min(0, *(int(v.table.index.min()) for v in viewers))
     hi = max(int(v.table.index.max()) for v in viewers)
     index = pd.RangeIndex(lo, hi + 1, name="step")
-    intensity = pd.DataFrame({i: v.table["intensity"] for i, v in enumerate(viewers)}).reindex(index)
-    reacting = pd.DataFrame({i: v.table["reacting"] for i, v in enumerate(viewers)}).reindex(index)
-    dominant = pd.DataFrame({i: v.table["dominant"] for i, v in enumerate(viewers)}).reindex(index)
+
+    def column(name: str) -> pd.DataFrame:
+        return pd.DataFrame({i: v.table[name] for i, v in enumerate(viewers)}).reindex(index)
+
+    intensity, reacting, dominant = column("intensity"), column("reacting"), column("dominant")
     present = intensity.notna()
     reacting = reacting.fillna(False).astype(bool) & present
 
@@ -124,7 +126,8 @@ def aggregate(viewers: list[ViewerSignals], smooth_s: float = 1.0) -> pd.DataFra
 
 
 def pick_moments(agg: pd.DataFrame, viewers: list[ViewerSignals],
-                 settings: MomentSettings | None = None, duration: float | None = None) -> list[Moment]:
+                 settings: MomentSettings | None = None,
+                 duration: float | None = None) -> list[Moment]:
     """Ranked moments from the aggregate curve (see module doc); `duration` clips the ends."""
     settings = settings or MomentSettings()
     if agg.empty:
@@ -140,7 +143,7 @@ def pick_moments(agg: pd.DataFrame, viewers: list[ViewerSignals],
     _, _, left, right = peak_widths(score, peaks, rel_height=settings.rel_height)
     end_limit = duration if duration is not None else float(agg["time"].iloc[-1]) + bin_s
     spans = []
-    for p, lft, rgt in zip(peaks, left, right):
+    for p, lft, rgt in zip(peaks, left, right, strict=True):
         # step i stands for [time_i, time_i + bin_s), i.e. its centre; the crossings are
         # fractional step indices between centres
         start = max(0.0, t0 + (lft + 0.5) * bin_s - settings.pad_s)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from emotrace.labels import canonical, va_points
-from emotrace.results import VideoAnalysis
+from emotrace.results import VideoAnalysis, table_tracks
 
 SIGNALS = ("expressiveness", "valence", "arousal", "change")
 #: Not counted as a reaction when picking the dominant emotion.
@@ -100,29 +100,29 @@ class ViewerSignals:
 def viewer_rows(df: pd.DataFrame) -> pd.DataFrame:
     """The viewer's face in each frame: the most persistent track plus non-overlapping tracks
     at the same place. Returns the face rows (a subset of `df`), sorted by time."""
-    faces = df[df["track_id"] >= 0]
-    if faces.empty:
-        return faces
-    g = faces.groupby("track_id")
-    span = g["timestamp"].agg(["min", "max", "count"])
-    cx = (faces["x1"] + faces["x2"]) / 2
-    cy = (faces["y1"] + faces["y2"]) / 2
-    place = pd.DataFrame({"cx": cx, "cy": cy, "w": faces["x2"] - faces["x1"],
-                          "track_id": faces["track_id"]}).groupby("track_id").median()
-    order = span.sort_values("count", ascending=False).index
+    tracks = dict(table_tracks(df))
+    if not tracks:
+        return df[df["track_id"] >= 0]
+    span = {key: (rows["timestamp"].iloc[0], rows["timestamp"].iloc[-1])
+            for key, rows in tracks.items()}
+    place = {key: (float(((rows["x1"] + rows["x2"]) / 2).median()),
+                   float(((rows["y1"] + rows["y2"]) / 2).median()),
+                   float((rows["x2"] - rows["x1"]).median())) for key, rows in tracks.items()}
+    order = sorted(tracks, key=lambda key: -len(tracks[key]))  # stable: ties by track id
     main = order[0]
     chosen = [main]
-    for track in order[1:]:
-        near = np.hypot(place.at[track, "cx"] - place.at[main, "cx"],
-                        place.at[track, "cy"] - place.at[main, "cy"]) <= place.at[main, "w"]
-        overlaps = any(span.at[track, "min"] <= span.at[c, "max"]
-                       and span.at[c, "min"] <= span.at[track, "max"] for c in chosen)
+    for key in order[1:]:
+        near = np.hypot(place[key][0] - place[main][0],
+                        place[key][1] - place[main][1]) <= place[main][2]
+        overlaps = any(span[key][0] <= span[c][1] and span[c][0] <= span[key][1]
+                       for c in chosen)
         if near and not overlaps:
-            chosen.append(track)
-    rows = faces[faces["track_id"].isin(chosen)]
+            chosen.append(key)
+    rows = pd.concat([tracks[key] for key in chosen])
     # Two faces of chosen tracks in one frame cannot happen (no overlap in time), but keep
     # the best-scoring one per frame to be safe.
-    return rows.sort_values("det_score", ascending=False).drop_duplicates("frame").sort_values("timestamp")
+    best = rows.sort_values("det_score", ascending=False).drop_duplicates("frame")
+    return best.sort_values("timestamp")
 
 
 def _robust_z(x: pd.Series, floor: float, cap: float) -> tuple[pd.Series, float, float]:
@@ -192,7 +192,7 @@ def viewer_signals(
     table["intensity"] = intensity.where(~table["missing"])
     table["reacting"] = table["intensity"] >= settings.react_threshold
     return ViewerSignals(
-        name=name or analysis.info.path, path=analysis.info.path, offset=offset, bin_s=settings.bin_s, labels=labels,
-        table=table, baseline=baseline, track_ids=tuple(int(t) for t in rows["track_id"].unique()),
-        va_source=va_source,
+        name=name or analysis.info.path, path=analysis.info.path, offset=offset,
+        bin_s=settings.bin_s, labels=labels, table=table, baseline=baseline,
+        track_ids=tuple(int(t) for t in rows["track_id"].unique()), va_source=va_source,
     )

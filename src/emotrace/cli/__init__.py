@@ -1,9 +1,9 @@
 """The `emotrace` command line: the Typer app, its commands registered from one module per group.
 
-Every command is registered through `_command`, which applies the one error policy
-(cli/errors.py). Command modules import only typer and the model registry at the top; the heavy
-libraries (OpenCV, ONNX Runtime, PyAV, pandas, matplotlib, PyTorch) load inside the command
-bodies, so `emotrace --help` and `emotrace COMMAND --help` stay fast.
+Every command is registered below with the one error policy (cli/errors.py) around it. Command
+modules import only typer and the model registry at the top; the heavy libraries (OpenCV, ONNX
+Runtime, PyAV, pandas, matplotlib, PyTorch) load inside the command bodies, so `emotrace --help`
+and `emotrace COMMAND --help` stay fast.
 """
 
 from __future__ import annotations
@@ -30,11 +30,8 @@ train_app = typer.Typer(help="Train models (needs the train extra: pip install -
                         no_args_is_help=True, rich_markup_mode=None)
 
 
-def _command(group: typer.Typer, name: str, function: Callable[..., None]) -> None:
-    group.command(name)(error_policy(function))
-
-
-for _name, _function in [
+Commands = list[tuple[str, Callable[..., object]]]
+COMMANDS: Commands = [
     ("models", models.models_cmd),
     ("images", analyse.images_cmd),
     ("video", analyse.video_cmd),
@@ -46,19 +43,20 @@ for _name, _function in [
     ("probe", train.probe_cmd),
     ("index", fragments.index_cmd),
     ("search", fragments.search_cmd),
-]:
-    _command(app, _name, _function)
+]
+EVAL_COMMANDS: Commands = [("classifier", evaluate.classifier_cmd),
+                           ("embedding", evaluate.embedding_cmd)]
+TRAIN_COMMANDS: Commands = [("classifier", train.classifier_cmd),
+                            ("embedding", train.embedding_cmd),
+                            ("temporal", train.temporal_cmd),
+                            ("clip", train.clip_cmd)]
+
+for _group, _commands in ((app, COMMANDS), (eval_app, EVAL_COMMANDS),
+                          (train_app, TRAIN_COMMANDS)):
+    for _name, _function in _commands:
+        _group.command(_name)(error_policy(_function))
 app.add_typer(eval_app, name="eval")
-_command(eval_app, "classifier", evaluate.classifier_cmd)
-_command(eval_app, "embedding", evaluate.embedding_cmd)
 app.add_typer(train_app, name="train")
-for _name, _function in [
-    ("classifier", train.classifier_cmd),
-    ("embedding", train.embedding_cmd),
-    ("temporal", train.temporal_cmd),
-    ("clip", train.clip_cmd),
-]:
-    _command(train_app, _name, _function)
 
 
 def main() -> None:

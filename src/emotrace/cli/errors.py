@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn, TypeVar
 
-import click
 import typer
 
 from emotrace.errors import EmotraceError, InputError
@@ -58,8 +57,8 @@ def error_policy(command: F) -> F:
     def run(*args: object, **kwargs: object) -> object:
         try:
             return command(*args, **kwargs)
-        except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort):
-            raise  # typer's and click's own ways out (RuntimeErrors too): exit as they say
+        except (typer.Exit, typer.Abort):
+            raise  # typer's own ways out (RuntimeErrors too): exit as they say
         except CommandError as exc:
             message, code = str(exc), exc.code
         except (EmotraceError, ValueError, RuntimeError) as exc:

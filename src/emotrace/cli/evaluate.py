@@ -6,9 +6,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -24,7 +23,8 @@ class EvalGroup(TyperGroup):
     """The `eval` group: a first word that is neither a subcommand nor --help is the model of
     `eval classifier`, so `emotrace eval MODEL --data X` keeps working."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # ctx: click's Context, or typer's own copy of it (typer >= 0.2x vendors click)
         if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
             args = ["classifier", *args]
         return super().parse_args(ctx, args)

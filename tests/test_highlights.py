@@ -136,7 +136,7 @@ def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, 
     from emotrace.cli import app
 
     good = [recordings[0], recordings[1]]
-    args = ["highlights", "--reactions", str(good[0][0]), str(bad_videos["truncated"]),
+    args = ["highlights", str(good[0][0]), str(bad_videos["truncated"]),
             str(good[1][0]), "--offsets", f"{good[0][1].offset},0,{good[1][1].offset}",
             "--content", str(CONTENT), "--pad", "0", "-o", str(tmp_path), "-q"]
     run = CliRunner().invoke(app, args)

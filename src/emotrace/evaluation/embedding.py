@@ -199,12 +199,10 @@ def _track_labels(result: VideoAnalysis, embedder: FaceEmbedder, train_emb: np.n
 
 
 def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> Path:
-    import matplotlib
+    from emotrace.outputs.plots import new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig = new_figure(figsize=(7, 3.6))
+    ax = fig.subplots()
     bins = np.linspace(-1, 1, 81)
     for key, color in (("same", "tab:green"), ("different", "0.6"), ("opposite", "tab:red")):
         if len(sims[key]):
@@ -216,7 +214,6 @@ def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> P
     ax.legend(fontsize=8)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
     return path
 
 

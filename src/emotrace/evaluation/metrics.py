@@ -118,17 +118,14 @@ def bootstrap_accuracy_difference(
 def plot_confusion(cm: np.ndarray, labels: tuple[str, ...] | list[str], path: str | Path,
                    title: str = "") -> Path:
     """Row-normalised confusion matrix as a PNG (counts in each cell)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from emotrace.outputs.files import atomic_write
+    from emotrace.outputs.plots import new_figure
 
     cm = np.asarray(cm)
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 0.8 + 0.7 * len(labels)))
+    fig = new_figure(figsize=(1.0 + 0.75 * len(labels), 0.8 + 0.7 * len(labels)))
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
@@ -142,5 +139,4 @@ def plot_confusion(cm: np.ndarray, labels: tuple[str, ...] | list[str], path: st
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
-    plt.close(fig)
     return Path(path)

@@ -19,24 +19,14 @@ import pandas as pd
 
 from emotrace.errors import InputError
 from emotrace.outputs.files import atomic_write
-from emotrace.outputs.plots import _rgb
+from emotrace.outputs.plots import _rgb, new_figure
 
 MAX_VIEWER_PANELS = 12
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    _plt().close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -48,11 +38,10 @@ def _jpeg(image: np.ndarray, width: int = 320) -> str:
 
 
 def aggregate_figure(result) -> str:
-    plt = _plt()
     agg = result.aggregate
     t = agg["time"] + agg.attrs.get("bin_s", 1.0) / 2
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 4.6), sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1.3]})
+    fig = new_figure(figsize=(11, 4.6))
+    ax, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
     ax.plot(t, agg["mean_intensity"], color="0.6", lw=1, label="mean intensity")
     ax.plot(t, agg["score"], color="tab:red", lw=2, label="score (smoothed)")
     for m in result.moments:
@@ -73,15 +62,17 @@ def aggregate_figure(result) -> str:
 
 
 def heatmap_figure(result) -> str:
-    plt = _plt()
+    from matplotlib import colormaps
+
     agg = result.aggregate
     data = np.full((len(result.viewers), len(agg)), np.nan)
     for i, v in enumerate(result.viewers):
         data[i] = v.table["intensity"].reindex(agg.index).to_numpy()
     bin_s = agg.attrs.get("bin_s", 1.0)
     t0, t1 = float(agg["time"].iloc[0]), float(agg["time"].iloc[-1]) + bin_s
-    fig, ax = plt.subplots(figsize=(11, 0.35 * len(result.viewers) + 1.2))
-    cmap = plt.get_cmap("magma").with_extremes(bad="0.85")
+    fig = new_figure(figsize=(11, 0.35 * len(result.viewers) + 1.2))
+    ax = fig.subplots()
+    cmap = colormaps["magma"].with_extremes(bad="0.85")
     im = ax.imshow(np.ma.masked_invalid(data), aspect="auto", cmap=cmap, vmin=0,
                    vmax=max(2.0, float(np.nanmax(data)) if np.isfinite(data).any() else 2.0),
                    extent=(t0, t1, len(result.viewers) - 0.5, -0.5), interpolation="nearest")
@@ -93,9 +84,9 @@ def heatmap_figure(result) -> str:
 
 
 def viewer_figure(v) -> str:
-    plt = _plt()
     t = v.table["time"] + v.bin_s / 2
-    fig, ax = plt.subplots(figsize=(11, 2.2))
+    fig = new_figure(figsize=(11, 2.2))
+    ax = fig.subplots()
     emotions = [c for c in v.labels if c not in ("neutral", "uncertain")]
     for label in emotions:
         ax.plot(t, v.table[label], color=_rgb(label), lw=1, label=label)
@@ -151,7 +142,8 @@ def write_report(result, path: str | Path, content=None, thumbnails: bool = True
                  + (f"; episode: {e(str(content))}" if content else "") + ".</p>")
     if result.failures:
         parts.append("<h2 class='fail'>Recordings that failed</h2><ul>"
-                     + "".join(f"<li class='fail'>{e(p)}: {e(msg)}</li>" for p, msg in result.failures)
+                     + "".join(f"<li class='fail'>{e(p)}: {e(msg)}</li>"
+                               for p, msg in result.failures)
                      + "</ul>")
     if result.viewers:
         parts.append("<h2>Moments</h2>")

@@ -30,7 +30,7 @@ def draw(image: np.ndarray, analysis: FrameAnalysis, show_bars: bool = True) -> 
                     color, max(1, int(2 * scale)), cv2.LINE_AA)
         if show_bars:
             bar_x = x2 + 6 if x2 + 130 * scale < out.shape[1] else max(0, x1 - int(130 * scale))
-            for j, (label, p) in enumerate(zip(labels, probs)):
+            for j, (label, p) in enumerate(zip(labels, probs, strict=True)):
                 y = y1 + int(j * 16 * scale)
                 cv2.rectangle(out, (bar_x, y), (bar_x + int(60 * scale * p), y + int(11 * scale)),
                               COLORS_BGR.get(label, (200, 200, 200)), -1)
@@ -71,10 +71,15 @@ class VideoWriter:
             self._container.mux(packet)
 
     def close(self) -> Path:
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._tmp.replace(self.path)
+        """Flush the encoder and move the video into place; on failure nothing is left."""
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._tmp.replace(self.path)
+        except BaseException:
+            self.abort()
+            raise
         return self.path
 
     def abort(self) -> None:

@@ -8,30 +8,36 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` and rename the result to `path` only when it succeeded."""
+    """Call `write(tmp_path)` and rename the result to `path` only when it succeeded.
+
+    The temporary file is created 0o666 and the process umask applies as it does to any new
+    file (read at each write, never changed). An OSError names `path` (or the folder that cannot
+    be made), never the temporary file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    path.parent.mkdir(parents=True, exist_ok=True)  # an OSError here names the folder
+    created = False
     try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual mode
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        created = True
+        write(tmp)
         os.replace(tmp, path)
+        created = False
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if created:
+            tmp.unlink(missing_ok=True)
     return path
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from emotrace.outputs.files import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # One colour per emotion (BGR for OpenCV; the timeline converts to RGB).
 COLORS_BGR = {
@@ -21,22 +25,31 @@ def _rgb(label: str) -> tuple[float, float, float]:
     return (r / 255, g / 255, b / 255)
 
 
+def new_figure(**kwargs: Any) -> Figure:
+    """A `Figure(**kwargs)` drawn by its own Agg canvas, outside pyplot.
+
+    No backend is switched and no figure joins pyplot's list, so a notebook user's backend and
+    figures stay as they were; the figure is freed with its last reference.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def plot_timeline(
     df: pd.DataFrame, labels: tuple[str, ...], path: str | Path, title: str = "",
     max_tracks: int = 4,
 ) -> Path:
     """Emotion probabilities over time, one panel per track (the longest `max_tracks`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     faces = df[df["track_id"] >= 0]
     tracks = faces["track_id"].value_counts().index[:max_tracks].tolist() or [None]
-    fig, axes = plt.subplots(len(tracks), 1, figsize=(11, 2.6 * len(tracks) + 0.6),
-                             sharex=True, squeeze=False)
+    fig = new_figure(figsize=(11, 2.6 * len(tracks) + 0.6))
+    axes = fig.subplots(len(tracks), 1, sharex=True, squeeze=False)
     t_max = float(df["timestamp"].max()) if len(df) else 1.0
-    for ax, track in zip(axes[:, 0], tracks):
+    for ax, track in zip(axes[:, 0], tracks, strict=True):
         sub = faces[faces["track_id"] == track].sort_values("timestamp")
         for label in labels:
             ax.plot(sub["timestamp"], sub[label], color=_rgb(label), lw=1.3, label=label)
@@ -51,5 +64,4 @@ def plot_timeline(
         axes[0, 0].set_title(f"{title} — {axes[0, 0].get_title()}", fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png", bbox_inches="tight"))
-    plt.close(fig)
     return Path(path)

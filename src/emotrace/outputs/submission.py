@@ -21,6 +21,7 @@ def submission_rows(results: list[ImageAnalysis], analyzer) -> pd.DataFrame:
         if len(frame) == 0:
             frame = analyzer.analyze_image(result.path, cropped=True).frame
         best = int(frame.detections.scores.argmax()) if len(frame) > 1 else 0
-        probs = remap_probs(frame.emotions.probs[best : best + 1], frame.emotions.labels, SUBMISSION9)
+        probs = remap_probs(frame.emotions.probs[best : best + 1], frame.emotions.labels,
+                            SUBMISSION9)
         rows.append((result.path, SUBMISSION9[int(probs.argmax())]))
     return pd.DataFrame(rows, columns=["image_path", "emotion"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emotrace.pipeline import Analyzer
-from emotrace.outputs.files import write_csv, write_parquet
-from emotrace.outputs.tables import track_summary
 from emotrace.outputs.annotate import VideoWriter, draw
+from emotrace.outputs.files import write_csv, write_parquet
 from emotrace.outputs.plots import plot_timeline
+from emotrace.outputs.tables import track_summary
+from emotrace.pipeline import Analyzer
+from emotrace.results import VideoAnalysis
 
 
 def analyze_video_to_dir(
@@ -18,10 +19,12 @@ def analyze_video_to_dir(
 ) -> str:
     """Analyse `path` and write `<stem>.faces.csv/.parquet`, `<stem>.tracks.csv` (+ PNG, MP4).
 
-    Nothing is written under a final name unless the whole video was analysed; returns a
-    one-line summary. `smooth` (see `emotrace.smooth`) smooths each track's probabilities and
-    labels in the tables and plot (the raw label stays in `emotion_raw`); the annotated video,
-    drawn while streaming, shows the raw labels.
+    Nothing is written under a final name unless the whole video was analysed and every output
+    was written: on any failure (of the analysis or of an output) the annotated video's
+    temporary file is removed and the outputs this call already wrote are removed again.
+    Returns a one-line summary. `smooth` (see `emotrace.smooth`) smooths each track's
+    probabilities and labels in the tables and plot (the raw label stays in `emotion_raw`);
+    the annotated video, drawn while streaming, shows the raw labels.
     """
     stem = stem or path.stem
     writer = None
@@ -32,31 +35,43 @@ def analyze_video_to_dir(
         info = probe(path)
         writer = VideoWriter(outdir / f"{stem}.annotated.mp4", info.width, info.height,
                              fps or info.fps)
-        on_frame = lambda frame, analysis: writer.write(draw(frame.image, analysis), frame.timestamp)
+
+        def on_frame(frame, analysis) -> None:
+            writer.write(draw(frame.image, analysis), frame.timestamp)
+    written: list[Path] = []
     try:
         result = analyzer.analyze_video(path, fps=fps, progress=progress, on_frame=on_frame)
+        n_faces, n_tracks = _write_tables(result, outdir, stem, smooth, smooth_param,
+                                          path.name if plot else None, written)
+        if writer is not None:
+            written.append(writer.close())
     except BaseException:
         if writer is not None:
             writer.abort()
+        for output in written:
+            output.unlink(missing_ok=True)
         raise
+    speed = len(result.frames) / result.elapsed if result.elapsed else 0.0
+    return (f"{path}: {len(result.frames)} frames analysed ({result.frames_decoded} decoded), "
+            f"{n_faces} face rows, {n_tracks} tracks, {speed:.1f} frames/s -> "
+            f"{outdir}/{{{', '.join(p.name for p in written)}}}")
+
+
+def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
+                  smooth_param: float | None, plot_title: str | None,
+                  written: list[Path]) -> tuple[int, int]:
+    """Write the face table, the track summary and (given a `plot_title`) the timeline,
+    appending each path to `written` as it lands; (face rows, tracks)."""
     df = result.to_pandas()
     if smooth != "none":
         from emotrace.smooth import smooth_table
 
         df = smooth_table(df, result.labels, smooth, smooth_param)
-    write_parquet(df, outdir / f"{stem}.faces.parquet")
-    write_csv(df, outdir / f"{stem}.faces.csv")
+    written.append(write_parquet(df, outdir / f"{stem}.faces.parquet"))
+    written.append(write_csv(df, outdir / f"{stem}.faces.csv"))
     tracks = track_summary(df, result.labels)
-    write_csv(tracks, outdir / f"{stem}.tracks.csv")
-    written = [f"{stem}.faces.csv", f"{stem}.faces.parquet", f"{stem}.tracks.csv"]
-    if plot:
-        plot_timeline(df, result.labels, outdir / f"{stem}.timeline.png", title=path.name)
-        written.append(f"{stem}.timeline.png")
-    if writer is not None:
-        writer.close()
-        written.append(f"{stem}.annotated.mp4")
-    n_faces = int((df["face"] >= 0).sum())
-    speed = len(result.frames) / result.elapsed if result.elapsed else 0.0
-    return (f"{path}: {len(result.frames)} frames analysed ({result.frames_decoded} decoded), "
-            f"{n_faces} face rows, {tracks.shape[0]} tracks, {speed:.1f} frames/s -> "
-            f"{outdir}/{{{', '.join(written)}}}")
+    written.append(write_csv(tracks, outdir / f"{stem}.tracks.csv"))
+    if plot_title is not None:
+        written.append(plot_timeline(df, result.labels, outdir / f"{stem}.timeline.png",
+                                     title=plot_title))
+    return int((df["face"] >= 0).sum()), int(tracks.shape[0])

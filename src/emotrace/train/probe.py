@@ -69,7 +69,8 @@ def make_split(labels: np.ndarray, seed: int = 0) -> np.ndarray:
 class MLPProbe(nn.Module):
     """Three linear layers: (N, D) -> (N, n_classes) logits."""
 
-    def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, dropout: float = 0.2) -> None:
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 256,
+                 dropout: float = 0.2) -> None:
         super().__init__()
         if in_dim < 1 or n_classes < 2:
             raise ValueError(f"need in_dim >= 1 and n_classes >= 2, got {in_dim}, {n_classes}")
@@ -118,7 +119,8 @@ def train_mlp(x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_classes: int
                     row[f"{split}_{k}"] = v
         history.append(row)
         if row["valid_macro_f1"] > best:
-            best, best_state, stale = row["valid_macro_f1"], {k: v.clone() for k, v in net.state_dict().items()}, 0
+            best, stale = row["valid_macro_f1"], 0
+            best_state = {k: v.clone() for k, v in net.state_dict().items()}
         else:
             stale += 1
             if stale >= patience:
@@ -140,16 +142,15 @@ def train_svm(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> tuple[objec
 
 
 def plot_curves(history: list[dict], path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from emotrace.outputs.plots import new_figure
 
     h = pd.DataFrame(history)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig = new_figure(figsize=(12, 3.4))
+    axes = fig.subplots(1, 3)
     for ax, (name, cols) in zip(axes, [("loss", ["train_loss", "valid_loss"]),
                                        ("accuracy", ["train_accuracy", "valid_accuracy"]),
-                                       ("macro-F1", ["train_macro_f1", "valid_macro_f1"])]):
+                                       ("macro-F1", ["train_macro_f1", "valid_macro_f1"])],
+                                   strict=True):
         for col in cols:
             ax.plot(h["epoch"], h[col], label=col.split("_")[0])
         ax.set_title(name, fontsize=10)
@@ -159,7 +160,6 @@ def plot_curves(history: list[dict], path: Path, title: str) -> Path:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=100, format="png"))
-    plt.close(fig)
     return path
 
 
@@ -192,8 +192,8 @@ def run_probe(path: str | Path, outdir: str | Path, epochs: int = 60, seed: int 
 def embeddings_from_faces(model: str, out: str | Path, limit: int | None = None) -> Path:
     """A probe table (.npz) of `model`'s embeddings of FER+ train/valid/test (majority labels)."""
     from emotrace.evaluation.datasets import ferplus
-    from emotrace.faces.embed import FaceEmbedder
     from emotrace.evaluation.embedding import face_embeddings
+    from emotrace.faces.embed import FaceEmbedder
 
     embedder = FaceEmbedder(model)
     parts = []
@@ -206,5 +206,6 @@ def embeddings_from_faces(model: str, out: str | Path, limit: int | None = None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, embeddings=np.concatenate([p[0] for p in parts]),
-             labels=np.concatenate([p[1] for p in parts]), split=np.concatenate([p[2] for p in parts]))
+             labels=np.concatenate([p[1] for p in parts]),
+             split=np.concatenate([p[2] for p in parts]))
     return out

@@ -1,0 +1,97 @@
+"""The one error policy of every command: problems reach the user as one line, never a traceback.
+
+- an `EmotraceError` (unknown model, missing model file, unusable input given as a setting),
+  a bad setting (a `ValueError`, e.g. from a constructor) or an environment that cannot run the
+  command (a `RuntimeError`: a missing extra, no window support) -> `error: <message>`, exit 2;
+- a failure writing an output (`OSError`) -> `error: <path>: <problem>`, exit 1;
+- a problem a command states itself -> `fail(message, code)`;
+- per-file failures (`Failures`): one line each, the other files go on, exit 1 at the end.
+
+`error_policy` wraps every command at registration (cli/__init__.py), so no command can miss it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn, TypeVar
+
+import typer
+
+from emotrace.errors import EmotraceError, InputError
+
+F = TypeVar("F", bound=Callable[..., object])
+
+SETTING_EXIT = 2  # the command could not start: a bad model, option or setting
+FAILED_EXIT = 1  # it ran, but some file failed or an output could not be written
+
+
+class CommandError(Exception):
+    """A problem a command states in its own words, with the exit code it deserves."""
+
+    def __init__(self, message: str, code: int = SETTING_EXIT) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = SETTING_EXIT) -> NoReturn:
+    """Stop the command with `error: message` and exit `code`."""
+    raise CommandError(message, code)
+
+
+def echo_error(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+
+
+def os_error_line(exc: OSError) -> str:
+    """`path: problem` for an OSError (the path, when the error has one)."""
+    problem = exc.strerror or str(exc)
+    return f"{exc.filename}: {problem}" if exc.filename else problem
+
+
+def error_policy(command: F) -> F:
+    """`command` with the policy above applied to whatever it raises."""
+
+    @functools.wraps(command)
+    def run(*args: object, **kwargs: object) -> object:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise  # typer's own ways out (RuntimeErrors too): exit as they say
+        except CommandError as exc:
+            message, code = str(exc), exc.code
+        except (EmotraceError, ValueError, RuntimeError) as exc:
+            message, code = str(exc), SETTING_EXIT
+        except OSError as exc:
+            message, code = os_error_line(exc), FAILED_EXIT
+        echo_error(message)
+        raise typer.Exit(code)
+
+    return run  # type: ignore[return-value]
+
+
+class Failures:
+    """Per-file failures of one command: each reported in one line as it happens, counted."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, problem: str | Exception) -> None:
+        self.count += 1
+        echo_error(str(problem))
+
+    @contextmanager
+    def per_file(self) -> Iterator[None]:
+        """An `InputError` inside is this file's failure: reported, and the command goes on."""
+        try:
+            yield
+        except InputError as exc:
+            self.add(exc)
+
+    def exit_if_any(self, total: int | None = None, noun: str = "files") -> None:
+        """Exit 1 when anything failed, after `N of TOTAL NOUN failed` when `total` is given."""
+        if self.count:
+            if total is not None:
+                typer.echo(f"{self.count} of {total} {noun} failed", err=True)
+            raise typer.Exit(FAILED_EXIT)

@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 import urllib.request
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -259,27 +259,28 @@ def onnx_session(path: Path, threads: int = 0) -> ort.InferenceSession:
 
 def card_from_metadata(path: Path, meta: dict[str, str]) -> ModelCard:
     """The card of a file written by `emotrace train`, from its ONNX metadata `meta`."""
-    base = dict(name=path.stem, filename=path.name, sha256=sha256_of(path), url=None,
-                source=f"local file {path}", licence="see the model's card")
+    base = ModelCard(name=path.stem, task="expression", filename=path.name,
+                     sha256=sha256_of(path), url=None, source=f"local file {path}",
+                     licence="see the model's card")
     kind = meta.get("emotrace_kind", "expression" if "emotrace_labels" in meta else None)
     try:
         if kind == "expression":
             size = int(meta["emotrace_input_size"])
-            return ModelCard(
-                task="expression", input_size=(size, size), color=meta["emotrace_color"],
+            return replace(
+                base, input_size=(size, size), color=meta["emotrace_color"],
                 mean=float(meta["emotrace_mean"]), std=float(meta["emotrace_std"]),
                 crop=meta["emotrace_crop"], labels=tuple(meta["emotrace_labels"].split(",")),
                 input_name="data", output_scores="probs", scores_are_logits=False,
                 output_embedding="embedding",
-                output_va="va" if meta.get("emotrace_has_va") == "True" else None, **base)
+                output_va="va" if meta.get("emotrace_has_va") == "True" else None)
         if kind == "embedding-head":
-            return ModelCard(task=kind, backbone=meta["emotrace_backbone"], **base)
+            return replace(base, task=kind, backbone=meta["emotrace_backbone"])
         if kind == "clip-pooler":
             window = {"window_frames": int(meta["emotrace_window_frames"]),
                       "fps": float(meta["emotrace_fps"]),
                       "pooling": meta.get("emotrace_pooling", "")}
-            return ModelCard(task=kind, backbone=meta["emotrace_backbone"], input_name="frames",
-                             extra=window, **base)
+            return replace(base, task=kind, backbone=meta["emotrace_backbone"],
+                           input_name="frames", extra=window)
     except (KeyError, ValueError) as exc:
         raise ModelError(f"{path}: incomplete emotrace metadata ({exc!r})") from None
     if kind is not None:

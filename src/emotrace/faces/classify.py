@@ -6,11 +6,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from emotrace import models
-from emotrace.faces.align import align_faces, crop_boxes
 from emotrace.errors import ModelError
+from emotrace.faces.align import align_faces, crop_boxes
 from emotrace.results import Detections, Emotions
 
 
@@ -20,51 +19,43 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def session(path: Path, threads: int = 0) -> ort.InferenceSession:
-    """A CPU ONNX Runtime session with warnings silenced (threads 0 = ORT's default)."""
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
 class ExpressionClassifier:
-    """Classify face crops with a registry model.
+    """Classify face crops with an expression model.
 
     Args:
-        name: a registry model with task "expression".
-        model_path: explicit file for it (checked against the card's SHA256).
+        name: a registered model with task "expression", an .onnx file written by `emotrace
+            train`, or a model already loaded with `models.load` (its session is reused).
+        model_path: explicit file for a registered name (checked against the card's SHA256).
         embeddings: also return the model's embedding output where it has one.
         threads: ONNX Runtime intra-op threads (0 = all cores).
     """
 
     def __init__(
         self,
-        name: str = models.DEFAULT_CLASSIFIER,
+        name: str | Path | models.LoadedModel = models.DEFAULT_CLASSIFIER,
         model_path: str | Path | None = None,
         embeddings: bool = False,
         threads: int = 0,
     ) -> None:
-        if str(name).endswith(".onnx"):  # a file written by `emotrace train`
-            card = models.card_from_onnx(name)
-            model_path = name
+        if isinstance(name, models.LoadedModel):
+            loaded = name
+            models.check_task(loaded.card, "expression")
         else:
-            card = models.get_card(name)
-        if card.task != "expression":
-            raise ModelError(f"model {name!r} is a {card.task} model, not an expression classifier")
-        if not card.runnable:
-            raise ModelError(f"model {name!r} is kept for training only and cannot be run")
+            loaded = models.load(name, model_path, "expression", threads)
+        card = loaded.card
+        if loaded.session is None:
+            raise ModelError(f"model {card.name!r} has no ONNX Runtime session to run")
         self.card = card
+        self.path = loaded.path
         self.labels = card.labels
         self.size = card.input_size[0]
-        path = model_path if card.source.startswith("local file") else models.resolve(name, model_path)
-        self._sess = session(path, threads)
+        self._sess = loaded.session
         self._outputs = [card.output_scores]
         self.has_va = card.output_va is not None
-        if self.has_va:
+        if card.output_va is not None:
             self._outputs.append(card.output_va)
         self.has_embeddings = bool(embeddings and card.output_embedding)
-        if self.has_embeddings:
+        if embeddings and card.output_embedding:
             self._outputs.append(card.output_embedding)
 
     def crops(self, image: np.ndarray, detections: Detections) -> np.ndarray:
@@ -96,7 +87,8 @@ class ExpressionClassifier:
         outs: list[list[np.ndarray]] = [[] for _ in self._outputs]
         for start in range(0, len(faces), step):
             x = self.preprocess(faces[start : start + step])
-            for store, value in zip(outs, self._sess.run(self._outputs, {self.card.input_name: x})):
+            values = self._sess.run(self._outputs, {self.card.input_name: x})
+            for store, value in zip(outs, values, strict=True):
                 store.append(value)
         s = np.concatenate(outs[0]).astype(np.float32)
         probs = softmax(s) if self.card.scores_are_logits else s / s.sum(axis=1, keepdims=True)

@@ -15,45 +15,47 @@ embeddings) the pooler's output.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotrace.faces.classify import ExpressionClassifier, session
+from emotrace import models
 from emotrace.errors import ModelError
+from emotrace.faces.classify import ExpressionClassifier
 
-
-def head_metadata(path: str | Path) -> dict[str, str]:
+if TYPE_CHECKING:
     import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return dict(sess.get_modelmeta().custom_metadata_map)
 
 
 class FaceEmbedder:
     """`spec`: a registry expression model with an embedding output, an ONNX model written by
     `emotrace train` (classifier or fine-tuned embedding), a head .onnx written by `emotrace
     train embedding`, or a clip pooler .onnx written by `emotrace train clip` (for the last two
-    the backbone is read from the file)."""
+    the backbone is read from the file). Each file is loaded once, through `models.load`."""
 
-    def __init__(self, spec: str = "emotrace-ferplus8", threads: int = 0) -> None:
+    def __init__(self, spec: str | Path = "emotrace-ferplus8", threads: int = 0) -> None:
         self.spec = str(spec)
-        self.head = self.clip = None
+        self.head: ort.InferenceSession | None = None
+        self.clip: ort.InferenceSession | None = None
         self.clip_window: tuple[int, float] | None = None  # (frames, fps) a pooler was trained on
-        backbone = self.spec
-        if self.spec.endswith(".onnx"):
-            meta = head_metadata(self.spec)
-            if meta.get("emotrace_kind") == "embedding-head":
-                backbone = meta["emotrace_backbone"]
-                self.head = session(Path(self.spec), threads)
+        loaded = models.load(self.spec, threads=threads)
+        card = loaded.card
+        if card.task in ("embedding-head", "clip-pooler"):
+            if card.backbone is None or loaded.session is None:
+                raise ModelError(f"{loaded.path}: a {card.task} needs a backbone and a session")
+            backbone: str | models.LoadedModel = card.backbone
+            if card.task == "embedding-head":
+                self.head = loaded.session
                 self._head_input = self.head.get_inputs()[0].name
-            elif meta.get("emotrace_kind") == "clip-pooler":
-                backbone = meta["emotrace_backbone"]
-                self.clip = session(Path(self.spec), threads)
-                self.clip_window = (int(meta["emotrace_window_frames"]), float(meta["emotrace_fps"]))
-        self.backbone_name = backbone
+            else:
+                self.clip = loaded.session
+                self.clip_window = (int(card.extra["window_frames"]), float(card.extra["fps"]))
+            self.backbone_name = card.backbone
+        else:
+            backbone, self.backbone_name = loaded, self.spec
         self.backbone = ExpressionClassifier(backbone, None, True, threads)
         if not self.backbone.has_embeddings:
-            raise ModelError(f"model {backbone!r} has no embedding output")
+            raise ModelError(f"model {self.backbone_name!r} has no embedding output")
         self.size = self.backbone.size
         self.labels = self.backbone.labels
 
@@ -87,7 +89,10 @@ class FaceEmbedder:
         """Face crops (N, S, S, 3) BGR uint8, as `crops` makes them -> (N, D)."""
         if not len(faces):
             return np.zeros((0, 0), np.float32)
-        return self.from_backbone(self.backbone(faces, batch_size).embeddings)
+        features = self.backbone(faces, batch_size).embeddings
+        if features is None:  # cannot happen: __init__ checked the backbone has embeddings
+            raise ModelError(f"model {self.backbone_name!r} returned no embeddings")
+        return self.from_backbone(features)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

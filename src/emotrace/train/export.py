@@ -53,7 +53,7 @@ def export_onnx(net: EmotionNet, labels: tuple[str, ...], path: str | Path, crop
         dynamic_axes={"data": {0: "N"}, "probs": {0: "N"}, "va": {0: "N"}, "embedding": {0: "N"}},
         opset_version=17, dynamo=False,
     )
-    # What emotrace needs to run the file without a registry card (see models.card_from_onnx).
+    # What emotrace needs to run the file without a registry card (see models.card_from_metadata).
     import onnx
 
     model = onnx.load(str(path))

@@ -13,7 +13,7 @@ from emotrace.apps.webcam import EmotionRecognizer, has_gui, run_live
 from emotrace.errors import InputError
 from emotrace.highlights.trailer import grab_frame
 from emotrace.media.decode import probe
-from emotrace.pipeline import read_image
+from emotrace.media.images import read_image
 
 WOLFGANG = PYFEAT / "WolfgangLanger_Pexels.mp4"  # sad first, broadly smiling from ~12 s
 

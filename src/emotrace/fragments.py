@@ -26,7 +26,8 @@ import pandas as pd
 from emotrace.errors import InputError
 from emotrace.faces.embed import FaceEmbedder
 from emotrace.media.decode import FrameReader
-from emotrace.pipeline import Analyzer, read_image
+from emotrace.media.images import read_image
+from emotrace.pipeline import Analyzer
 from emotrace.results import VideoAnalysis
 
 TABLE = "fragments"

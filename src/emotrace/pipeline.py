@@ -22,39 +22,14 @@ from emotrace.faces.classify import ExpressionClassifier
 from emotrace.faces.detect import YuNetDetector
 from emotrace.faces.track import IoUTracker
 from emotrace.media.decode import Frame, FrameReader
+from emotrace.media.images import as_bgr, read_image
 from emotrace.results import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 # Detection defaults, shared by every driver that builds an Analyzer (the webcam too).
 SCORE_THRESHOLD = 0.6
 IMAGE_DETECT_SIZE = 640
 VIDEO_DETECT_SIZE = 320
 FrameCallback = Callable[[Frame, FrameAnalysis], None]
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """A BGR uint8 image; `InputError` naming the file if it is missing or not an image."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such file" if not path.exists() else "not a file")
-    try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise InputError(path, "not a readable image (empty, truncated or not an image format)")
-    return image
-
-
-def _as_bgr(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise ValueError(f"expected a grayscale, BGR or BGRA image, got shape {image.shape}")
 
 
 def whole_image_detection(image: np.ndarray) -> Detections:
@@ -146,7 +121,7 @@ class Analyzer:
     ) -> ImageAnalysis:
         """Every face in one image (path or BGR array); `cropped`: the image is one face."""
         path = name or (str(image) if not isinstance(image, np.ndarray) else "<array>")
-        array = _as_bgr(read_image(image) if not isinstance(image, np.ndarray) else image)
+        array = as_bgr(read_image(image) if not isinstance(image, np.ndarray) else image)
         if cropped:
             det = whole_image_detection(array)
             faces = cv2.resize(array, (self.classifier.size,) * 2, interpolation=cv2.INTER_LINEAR)

@@ -19,7 +19,7 @@ import numpy as np
 
 from emotrace.errors import InputError
 from emotrace.media.decode import VIDEO_SUFFIXES
-from emotrace.pipeline import IMAGE_SUFFIXES
+from emotrace.media.images import IMAGE_SUFFIXES
 
 KINDS = ("image", "video")
 SUFFIXES = {"image": IMAGE_SUFFIXES, "video": VIDEO_SUFFIXES}

@@ -31,9 +31,9 @@ def images_cmd(
     """Emotions of every face in images: one row per face (per image with --submission)."""
     import pandas as pd
 
+    from emotrace.media.images import IMAGE_SUFFIXES
     from emotrace.outputs.files import write_csv, write_parquet
     from emotrace.outputs.submission import submission_rows
-    from emotrace.pipeline import IMAGE_SUFFIXES
     from emotrace.results import ImageAnalysis
 
     paths = collect(inputs, IMAGE_SUFFIXES)

@@ -47,7 +47,7 @@ def webcam_cmd(
         help="Annotated MP4 (with --headless; in a window, where `r` records).")] = None,
     max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
     smoothing: Annotated[float, typer.Option(
-        help="Per-face moving average of the probabilities, 0 (raw) to <1.")] = 0.5,
+        help="Half-life (s) of each face's moving average of the probabilities; 0 = raw.")] = 0.5,
     snapshots: Annotated[Path, typer.Option(help="Folder for snapshots (key s).")]
     = Path("snapshots"),
     model: ModelOpt = DEFAULT_CLASSIFIER,

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -164,7 +165,7 @@ def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Itera
     env = {k: v for k, v in os.environ.items() if k.startswith("EMOTRACE_")}
     started_here = not ray.is_initialized()
     if started_here:
-        kwargs = {"address": address, "runtime_env": {"env_vars": env},
+        kwargs: dict[str, Any] = {"address": address, "runtime_env": {"env_vars": env},
                   "log_to_driver": False, "include_dashboard": False}
         if address is None and workers:
             kwargs["num_cpus"] = workers  # a local Ray: one task per worker at a time

@@ -148,7 +148,7 @@ def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, windo
         face = det.largest()
         if face is not None:
             crop = embedder.crops(frame.image, det.take(np.array([face])))
-            vecs.append(embedder.backbone(crop).embeddings[0])
+            vecs.append(embedder.features(crop)[0])
     if not vecs:
         raise InputError(video, f"no face between {at:g} and {at + window:g} s")
     return embedder.pool(np.stack(vecs))

@@ -30,6 +30,7 @@ SCORE_THRESHOLD = 0.6
 IMAGE_DETECT_SIZE = 640
 VIDEO_DETECT_SIZE = 320
 FrameCallback = Callable[[Frame, FrameAnalysis], None]
+_RELEASED = np.empty((0, 0, 3), np.uint8)  # a frame's image once only its crops are kept
 
 
 def whole_image_detection(image: np.ndarray) -> Detections:
@@ -174,7 +175,8 @@ class Analyzer:
             start = 0
             for frame, det in pending:
                 n = len(det)
-                emo = emotions.slice(start, start + n) if n else Emotions.empty(self.labels)
+                emo = (emotions.slice(start, start + n) if n and emotions is not None
+                       else Emotions.empty(self.labels))
                 start += n
                 analysis = FrameAnalysis(frame.index, frame.timestamp, det, emo)
                 result.frames.append(analysis)
@@ -193,7 +195,7 @@ class Analyzer:
                     crops.append(self.crops(frame.image, det))
                     n_crops += len(det)
                 if on_frame is None:
-                    frame.image = None  # the crops are all we keep: free the frame now
+                    frame.image = _RELEASED  # the crops are all we keep: free the pixels now
                 pending.append((frame, det))
                 if n_crops >= self.batch_size or len(pending) >= 4 * self.batch_size:
                     flush()

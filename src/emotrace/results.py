@@ -8,7 +8,7 @@ per-face table (one row per face, and one row for a frame without a face).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -215,16 +215,17 @@ def tracks_of(source: str, frames: list[FrameAnalysis], labels: tuple[str, ...],
             continue
         items.sort(key=lambda fi: fi[0].timestamp)
 
-        def stack(get) -> np.ndarray | None:
-            values = [get(f.emotions) for f, _ in items]
-            return None if values[0] is None else np.stack([v[i] for v, (_, i) in zip(values, items)])
+        def stack(get: Callable[[Emotions], np.ndarray | None]) -> np.ndarray | None:
+            rows = [get(f.emotions) for f, _ in items]
+            return None if rows[0] is None else np.stack([r[i] for r, (_, i) in zip(rows, items)
+                                                          if r is not None])
 
         tracks.append(Track(
             source, t, labels,
             np.array([f.timestamp for f, _ in items], np.float64),
             np.array([f.frame_index for f, _ in items], np.int64),
             np.stack([f.detections.boxes[i] for f, i in items]),
-            stack(lambda e: e.probs), stack(lambda e: e.embeddings),
+            np.stack([f.emotions.probs[i] for f, i in items]), stack(lambda e: e.embeddings),
             stack(lambda e: e.valence), stack(lambda e: e.arousal)))
     return tracks
 
@@ -286,7 +287,9 @@ def frames_to_pandas(source: str, frames: list[FrameAnalysis], labels: tuple[str
         df[["valence", "arousal"]] = va
     found = face >= 0
     top = np.where(found, np.nanargmax(np.where(found[:, None], probs, 0), axis=1), 0)
-    df["emotion"] = np.where(found, np.asarray(labels, dtype=object)[top], None)
+    names = np.asarray(labels, dtype=object)[top]
+    names[~found] = None
+    df["emotion"] = names
     df["emotion_prob"] = np.where(found, probs[np.arange(n_rows), top], np.nan)
     return df
 

@@ -28,11 +28,14 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from emotrace import __version__, models
 from emotrace.apps.uploads import (
@@ -74,7 +77,7 @@ class Job:
     error: str = ""
     created: float = field(default_factory=time.time)
     finished: float | None = None
-    table: object = None  # pandas DataFrame once done
+    table: pd.DataFrame | None = None  # once done
     labels: tuple[str, ...] = ()
     results: dict | None = None  # the JSON results once done
 
@@ -114,14 +117,14 @@ def faces_json(frame: FrameAnalysis) -> list[dict]:
     for i in range(len(frame)):
         probs = emo.probs[i]
         top = int(probs.argmax())
-        face = {
+        face: dict[str, object] = {
             "box": [round(float(v), 1) for v in det.boxes[i]],
             "score": None if np.isnan(det.scores[i]) else round(float(det.scores[i]), 4),
             "emotion": emo.labels[top], "probability": round(float(probs[top]), 4),
             "probabilities": {k: round(float(p), 4)
                               for k, p in zip(emo.labels, probs, strict=True)},
         }
-        if emo.valence is not None:
+        if emo.valence is not None and emo.arousal is not None:
             face["valence"] = round(float(emo.valence[i]), 4)
             face["arousal"] = round(float(emo.arousal[i]), 4)
         if not np.isnan(det.landmarks[i]).any():
@@ -271,7 +274,7 @@ def _job_routes(app: FastAPI, service: Service, keyed: list) -> None:
     @app.get("/v1/jobs/{job_id}/faces.{fmt}", dependencies=keyed)
     def job_table(job_id: str, fmt: str) -> Response:
         job = get_job(job_id)
-        if job.status != "done":
+        if job.status != "done" or job.table is None:
             raise HTTPException(409, f"job {job_id} is {job.status}, not done")
         if fmt == "csv":
             return Response(job.table.to_csv(index=False), media_type="text/csv")

@@ -32,6 +32,11 @@ from emotrace.results import Emotions, FrameAnalysis
 from emotrace.smooth import TrackSmoother
 
 
+def box_tuple(box: np.ndarray) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2, y2)
+
+
 @dataclass(frozen=True)
 class FacePrediction:
     """One face in one frame: box (x1, y1, x2, y2 pixels), track id, emotion and its
@@ -103,7 +108,7 @@ class EmotionRecognizer:
             p = a.emotions.probs[i]
             top = int(p.argmax())
             out.append(FacePrediction(
-                tuple(float(v) for v in a.detections.boxes[i]), int(a.track_ids[i]),
+                box_tuple(a.detections.boxes[i]), int(a.track_ids[i]),
                 self.labels[top], float(p[top]), dict(zip(self.labels, map(float, p), strict=True)),
                 None if a.emotions.valence is None else float(a.emotions.valence[i]),
                 None if a.emotions.arousal is None else float(a.emotions.arousal[i]),
@@ -116,7 +121,7 @@ def overlay(frame: np.ndarray, analysis: FrameAnalysis, fps: float,
     """Boxes, labels, probability bars, valence/arousal per face, frames/s in the corner."""
     out = draw(frame, analysis)
     emo = analysis.emotions
-    if emo.valence is not None:
+    if emo.valence is not None and emo.arousal is not None:
         for i in range(len(analysis)):
             x1, _, _, y2 = analysis.detections.boxes[i].round().astype(int)
             cv2.putText(out, f"V {emo.valence[i]:+.2f}  A {emo.arousal[i]:+.2f}",

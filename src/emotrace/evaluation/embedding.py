@@ -203,7 +203,7 @@ def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> P
 
     fig = new_figure(figsize=(7, 3.6))
     ax = fig.subplots()
-    bins = np.linspace(-1, 1, 81)
+    bins = np.linspace(-1, 1, 81).tolist()
     for key, color in (("same", "tab:green"), ("different", "0.6"), ("opposite", "tab:red")):
         if len(sims[key]):
             ax.hist(sims[key], bins=bins, density=True, alpha=0.45, color=color,
@@ -258,8 +258,9 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
     }
     if videos is not None:
         report["video_flips"] = video_flip_rates(clf, videos, train_emb, y_train, faces.names)
-    if report["opposite_mean_cosine"] is not None:
-        report["same_minus_opposite"] = report["same_mean_cosine"] - report["opposite_mean_cosine"]
+    same, opposite = report["same_mean_cosine"], report["opposite_mean_cosine"]
+    if isinstance(same, float) and isinstance(opposite, float):
+        report["same_minus_opposite"] = same - opposite
     if outdir is not None:
         outdir = Path(outdir)
         stem = f"{Path(model).stem}_{Path(data).name}_embedding"

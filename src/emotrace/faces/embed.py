@@ -85,14 +85,18 @@ class FaceEmbedder:
     def crops(self, image: np.ndarray, detections) -> np.ndarray:
         return self.backbone.crops(image, detections)
 
+    def features(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """The backbone's embeddings (N, F) of face crops, before any head (what `pool` takes)."""
+        features = self.backbone(faces, batch_size).embeddings
+        if features is None:  # cannot happen: __init__ checked the backbone has embeddings
+            raise ModelError(f"model {self.backbone_name!r} returned no embeddings")
+        return features
+
     def __call__(self, faces: np.ndarray, batch_size: int = 64) -> np.ndarray:
         """Face crops (N, S, S, 3) BGR uint8, as `crops` makes them -> (N, D)."""
         if not len(faces):
             return np.zeros((0, 0), np.float32)
-        features = self.backbone(faces, batch_size).embeddings
-        if features is None:  # cannot happen: __init__ checked the backbone has embeddings
-            raise ModelError(f"model {self.backbone_name!r} returned no embeddings")
-        return self.from_backbone(features)
+        return self.from_backbone(self.features(faces, batch_size))
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -178,4 +178,8 @@ def write_report(result, path: str | Path, content=None, thumbnails: bool = True
                          "the heat map and signals.csv.</p>")
     parts.append("</body></html>")
     text = "\n".join(parts)
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+    def write(p: Path) -> None:
+        p.write_text(text, encoding="utf-8")
+
+    return atomic_write(path, write)

@@ -81,6 +81,8 @@ def grab_frame(path: str | Path, t: float) -> np.ndarray:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            if stream.time_base is None:
+                raise InputError(path, "its video stream has no time base")
             base = float(stream.time_base)
             start = stream.start_time or 0
             container.seek(int(max(0.0, t) / base) + start, stream=stream, backward=True)

@@ -113,7 +113,7 @@ def show_image_result(res: h.ImageResult) -> None:
                       help=f"probability {emotions.probs[main].max():.0%}")
             for i, top in enumerate(emotions.top):
                 va = ""
-                if emotions.valence is not None:
+                if emotions.valence is not None and emotions.arousal is not None:
                     va = (f" · valence {emotions.valence[i]:+.2f}, arousal "
                           f"{emotions.arousal[i]:+.2f} (proxy)")
                 st.markdown(f"- face {i}: **{top}** {emotions.probs[i].max():.0%}{va}")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PYFEAT, ROOT
 from typer.testing import CliRunner
 
 from emotrace.highlights import find_highlights, parse_offsets, write_highlights
@@ -21,17 +21,22 @@ from emotrace.highlights.moments import MomentSettings
 from emotrace.highlights.trailer import snap_segments
 from emotrace.media.decode import probe
 
-spec = importlib.util.spec_from_file_location("make_reactions", ROOT / "scripts" / "make_reactions.py")
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_reactions.py"
+spec = importlib.util.spec_from_file_location("make_reactions", SCRIPT)
 make_reactions = importlib.util.module_from_spec(spec)
 sys.modules["make_reactions"] = make_reactions  # dataclasses look their module up there
 spec.loader.exec_module(make_reactions)
 SPANS = make_reactions.SPANS  # (6, 11) for all five viewers, (14, 16.5) for viewers 1-2
-CONTENT = PYFEAT / "WolfgangLanger_Pexels.mp4"  # 19.7 s with audio: the "episode"
 NO_PAD = MomentSettings(pad_s=0.0)
 
 
+@pytest.fixture(scope="session")
+def content(pyfeat_dir):
+    return pyfeat_dir / "WolfgangLanger_Pexels.mp4"  # 19.7 s with audio: the "episode"
+
+
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory):
+def recordings(tmp_path_factory, styletalk_dir):  # make_reactions reads the clips there
     folder = tmp_path_factory.mktemp("reactions")
     return [(make_reactions.build(v, folder / f"{v.name}.mp4"), v) for v in make_reactions.VIEWERS]
 
@@ -100,8 +105,8 @@ def test_signals_are_per_viewer_baselines(five):
     assert calm.groupby("viewer")["z_expressiveness"].median().abs().max() < 1.0
 
 
-def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path):
-    written = write_highlights(five, tmp_path, content=CONTENT)
+def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path, content):
+    written = write_highlights(five, tmp_path, content=content)
     names = {p.name for p in written}
     assert {"moments.csv", "moments.json", "report.html", "trailer.mp4", "signals.csv"} <= names
     moments = pd.read_csv(tmp_path / "moments.csv")
@@ -114,13 +119,13 @@ def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path):
     assert html.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in html
 
 
-def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, tmp_path):
+def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, tmp_path, content):
     from emotrace.cli import app
 
     good = [recordings[0], recordings[1]]
     args = ["highlights", "--reactions", str(good[0][0]), str(bad_videos["truncated"]),
             str(good[1][0]), "--offsets", f"{good[0][1].offset},0,{good[1][1].offset}",
-            "--content", str(CONTENT), "--pad", "0", "-o", str(tmp_path), "-q"]
+            "--content", str(content), "--pad", "0", "-o", str(tmp_path), "-q"]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 1, run.output
     assert "truncated.mp4" in run.output and "truncated" in run.output

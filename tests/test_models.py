@@ -2,15 +2,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import MODELS
 
 from emotrace import models
 from emotrace.errors import ModelError
 
 
-def test_every_shared_model_has_a_card_with_its_sha256():
+def test_every_shared_model_has_a_card_with_its_sha256(models_dir):
     sums = dict(
-        reversed(line.split()) for line in (MODELS / "SHA256SUMS").read_text().splitlines() if line
+        reversed(line.split())
+        for line in (models_dir / "SHA256SUMS").read_text().splitlines() if line
     )
     by_file = {c.filename: c for c in models.list_models()}
     assert set(sums) <= set(by_file), set(sums) - set(by_file)
@@ -27,14 +27,14 @@ def test_unknown_name_lists_valid_names():
         assert name in str(err.value)
 
 
-def test_resolve_finds_the_model_dir_and_checks_sha():
+def test_resolve_finds_the_model_dir_and_checks_sha(models_dir):
     path = models.resolve("yunet")
-    assert path.parent.resolve() == MODELS
+    assert path.parent.resolve() == models_dir
 
 
-def test_corrupt_file_is_rejected(tmp_path):
+def test_corrupt_file_is_rejected(tmp_path, models_dir):
     bad = tmp_path / "face_detection_yunet_2023mar.onnx"
-    data = bytearray((MODELS / bad.name).read_bytes())
+    data = bytearray((models_dir / bad.name).read_bytes())
     data[1000] ^= 0xFF
     bad.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="SHA256"):
@@ -54,12 +54,12 @@ def test_missing_file_offline_says_which_where_and_how(tmp_path, monkeypatch):
     assert "EMOTRACE_MODEL_DIR" in message and "download" in message
 
 
-def test_download_goes_to_cache_and_is_verified(tmp_path, monkeypatch):
+def test_download_goes_to_cache_and_is_verified(tmp_path, monkeypatch, models_dir):
     # A file:// URL stands in for the upstream server: the same code path as a real download.
     monkeypatch.setenv("EMOTRACE_MODEL_DIR", "")
     monkeypatch.setenv("EMOTRACE_CACHE", str(tmp_path / "cache"))
     card = models.get_card("yunet")
-    url = (MODELS / card.filename).as_uri()
+    url = (models_dir / card.filename).as_uri()
     monkeypatch.setitem(models.REGISTRY, "yunet", models.ModelCard(**{**card.__dict__, "url": url}))
     path = models.resolve("yunet")
     assert path == tmp_path / "cache" / card.filename
@@ -67,6 +67,7 @@ def test_download_goes_to_cache_and_is_verified(tmp_path, monkeypatch):
     assert not list(path.parent.glob("*.part"))
 
 
+@pytest.mark.needs_shared
 def test_models_command_lists_cards_and_presence():
     from typer.testing import CliRunner
 
@@ -79,7 +80,7 @@ def test_models_command_lists_cards_and_presence():
     assert "mobilefacenet-rafdb" in lines
 
 
-def test_copy_outside_model_dir_needs_explicit_path(tmp_path, monkeypatch):
+def test_copy_outside_model_dir_needs_explicit_path(tmp_path, monkeypatch, models_dir):
     copy = tmp_path / "x.onnx"
-    shutil.copy(MODELS / "face_detection_yunet_2023mar.onnx", copy)
+    shutil.copy(models_dir / "face_detection_yunet_2023mar.onnx", copy)
     assert models.resolve("yunet", copy) == Path(copy)

@@ -13,7 +13,7 @@ from emotrace.train.probe import embeddings_from_faces, load_embeddings, run_pro
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
+def table(tmp_path_factory, data_dir):  # embeds FER+ faces from ../shared
     return embeddings_from_faces("emotrace-ferplus8", tmp_path_factory.mktemp("p") / "e.npz", limit=300)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
+pytestmark = pytest.mark.slow  # every test talks to a real server
 
 KEY = "test-key"
 HEADERS = {"X-API-Key": KEY}

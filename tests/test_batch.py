@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from emotrace.batch import read_manifest, run_batch
 
+pytestmark = pytest.mark.slow  # every test analyses whole recordings
+
 CLIPS = ["furious_talk2_clip1.mp4", "happyenglish_clip1.mp4", "sadgirl_clip1.mp4"]
 
 

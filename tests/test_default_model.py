@@ -17,6 +17,7 @@ def test_default_is_the_bundled_model_and_verified():
     assert models.sha256_of(path) == card.sha256
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 def test_eval_reproduces_the_card_on_a_fixed_subset(tmp_path):
     # docs/models/emotrace-ferplus8.md: `emotrace eval emotrace-ferplus8 --data ferplus-test
@@ -29,6 +30,7 @@ def test_eval_reproduces_the_card_on_a_fixed_subset(tmp_path):
     assert round(report["accuracy"] * 470) == 408
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 def test_fer2013_model_reproduces_its_card(tmp_path):
     # docs/models/emotrace-fer2013.md: `emotrace eval emotrace-fer2013 --data fer2013-private

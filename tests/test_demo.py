@@ -127,6 +127,7 @@ def test_an_upload_over_the_limit_is_refused(data):
     assert not at.metric
 
 
+@pytest.mark.slow
 def test_video_upload_shows_timeline_tracks_and_table(data):
     at = upload(start_app(), "upload", "single_face.mp4", data("single_face.mp4"), "video/mp4")
     assert not at.error
@@ -145,6 +146,7 @@ def test_video_upload_shows_timeline_tracks_and_table(data):
     assert int(metrics(at)["Frames analysed"]) == 72
 
 
+@pytest.mark.slow
 def test_embeddings_page_computes_the_similarity(tmp_path, pyfeat_dir, styletalk_dir, data):
     at = start_app()
     at.sidebar.radio(key="page").set_value("Embeddings").run()
@@ -199,6 +201,7 @@ def test_embeddings_page_says_when_the_model_has_no_embedding():
     assert not at.file_uploader
 
 
+@pytest.mark.slow
 def test_the_demo_never_imports_torch(pyfeat_dir):
     code = (
         "import sys\n"
@@ -226,6 +229,7 @@ def test_check_upload():
     assert "(no suffix)" in h.check_upload("README", 10, 200)
 
 
+@pytest.mark.slow
 def test_video_progress_reaches_the_total(analyzer, data):
     seen: list[tuple[int, int]] = []
     result = h.analyze_video_bytes(analyzer, "single_face.mp4", data("single_face.mp4"), None,
@@ -242,6 +246,7 @@ def test_bad_video_error_names_the_upload(analyzer):
     assert err.value.path == "notes.mp4"
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 def test_ferplus_pairs_are_counted_as_described():
     from emotrace.faces.classify import ExpressionClassifier
@@ -378,6 +383,7 @@ def headless_chromium(profile: Path, width: int, height: int) -> Iterator[DevToo
         process.wait(timeout=20)
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH "
                     "(Debian: apt-get install chromium; .ci/run installs it)")

@@ -58,6 +58,7 @@ def precision_recall(moments, spans=SPANS) -> tuple[float, float]:
     return hit / found if found else 0.0, hit / sum(b - a for a, b in spans)
 
 
+@pytest.mark.slow
 def test_one_viewer_moment_matches_the_emotional_span(recordings, analyzer):
     path, viewer = recordings[0]
     result = find_highlights([path], [viewer.offset], analyzer, moment_settings=NO_PAD,
@@ -69,6 +70,7 @@ def test_one_viewer_moment_matches_the_emotional_span(recordings, analyzer):
     assert all(m.dominant == "happy" and m.viewers_reacting == 1 for m in result.moments)
 
 
+@pytest.mark.slow
 def test_five_viewers_with_offsets_and_frame_rates(five):
     assert not five.failures and len(five.viewers) == 5
     precision, recall = precision_recall(five.moments)
@@ -82,6 +84,7 @@ def test_five_viewers_with_offsets_and_frame_rates(five):
     assert second.viewers_reacting == 2 and second.score < top.score
 
 
+@pytest.mark.slow
 def test_missing_face_is_missing_not_calm(five, recordings):
     viewer3 = next(v for v in five.viewers if v.name == "viewer3")
     away = make_reactions.VIEWERS[2].away
@@ -96,6 +99,7 @@ def test_missing_face_is_missing_not_calm(five, recordings):
     assert (agg.loc[gone.index, "viewers_present"] < 5).all()
 
 
+@pytest.mark.slow
 def test_signals_are_per_viewer_baselines(five):
     signals = five.signals_table()
     assert set(signals["viewer"]) == {f"viewer{i}" for i in range(1, 6)}
@@ -105,6 +109,7 @@ def test_signals_are_per_viewer_baselines(five):
     assert calm.groupby("viewer")["z_expressiveness"].median().abs().max() < 1.0
 
 
+@pytest.mark.slow
 def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path, content):
     written = write_highlights(five, tmp_path, content=content)
     names = {p.name for p in written}
@@ -119,6 +124,7 @@ def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path, content):
     assert html.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in html
 
 
+@pytest.mark.slow
 def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, tmp_path, content):
     from emotrace.cli import app
 

@@ -84,6 +84,7 @@ def _reference_probs(model: str, images: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["mobilefacenet-rafdb", "emotrace-ferplus8"])
 def test_pipeline_matches_direct_onnx_on_1000_ferplus_test_images(tmp_path, model, data_dir):
     from emotrace import models

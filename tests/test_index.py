@@ -13,6 +13,7 @@ from emotrace.errors import InputError
 from emotrace.fragments import index_videos, read_index, search
 
 pytest.importorskip("lancedb")
+pytestmark = pytest.mark.slow  # the index holds three whole clips
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,10 @@
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_analysis_never_imports_torch(pyfeat_dir):
     code = (
         "import sys\n"

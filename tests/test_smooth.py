@@ -22,6 +22,7 @@ def tables(analyzer, styletalk_dir):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,param", [("gaussian", 0.5), ("viterbi", 8.0), ("ema", 1.0)])
 def test_fewer_flips_same_or_better_agreement(tables, method, param):
     raw_flips = smooth_flips = raw_agree = smooth_agree = 0.0
@@ -57,6 +58,7 @@ def test_time_aware_filters():
         ema(p, t, half_life=0)
 
 
+@pytest.mark.slow
 def test_unknown_method_and_cli(tmp_path, styletalk_dir):
     from emotrace.cli import app
 

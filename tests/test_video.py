@@ -7,6 +7,7 @@ from emotrace.cli import app
 from emotrace.errors import InputError
 
 
+@pytest.mark.slow
 def test_no_face_video_keeps_every_frame_without_face_rows(analyzer, pyfeat_dir):
     result = analyzer.analyze_video(pyfeat_dir / "no_face.mp4", progress=False)
     df = result.to_pandas()
@@ -15,6 +16,7 @@ def test_no_face_video_keeps_every_frame_without_face_rows(analyzer, pyfeat_dir)
     assert (df["face"] == -1).all() and df["emotion"].isna().all()
 
 
+@pytest.mark.slow
 def test_face_leaves_the_frame(analyzer, pyfeat_dir):
     df = analyzer.analyze_video(pyfeat_dir / "face_noface.mov", progress=False).to_pandas()
     per_frame = df.groupby("frame")["face"].max() >= 0
@@ -24,6 +26,7 @@ def test_face_leaves_the_frame(analyzer, pyfeat_dir):
     assert per_frame.iloc[-n // 5 :].sum() == 0  # none at the end
 
 
+@pytest.mark.slow
 def test_wolfgang_goes_from_sad_to_happy(analyzer, pyfeat_dir):
     # Looked at first (docs/images/wolfgang_timeline.png): sad/disgust dominate the first
     # ~9.5 s, then a broad smile until the end.
@@ -39,6 +42,7 @@ def test_wolfgang_goes_from_sad_to_happy(analyzer, pyfeat_dir):
     assert (second["emotion"] == "happy").mean() > 0.9
 
 
+@pytest.mark.slow
 def test_fps_sampling_uses_stream_timestamps(analyzer, styletalk_dir):
     result = analyzer.analyze_video(styletalk_dir / "style_clips" / "happyenglish_clip1.mp4",
                                     fps=5, progress=False)
@@ -50,7 +54,7 @@ def test_fps_sampling_uses_stream_timestamps(analyzer, styletalk_dir):
 
 
 @pytest.mark.parametrize("kind,problem", [
-    ("truncated", "truncated: decoded"),
+    pytest.param("truncated", "truncated: decoded", marks=pytest.mark.slow),  # half a video
     ("truncated_index", "not a readable video"),
     ("text", "not a readable video"),
 ])
@@ -61,6 +65,7 @@ def test_bad_video_gives_a_clear_error(analyzer, bad_videos, kind, problem):
     assert problem in str(err.value)
 
 
+@pytest.mark.slow
 def test_cli_batch_goes_on_past_bad_files(bad_videos, tmp_path, pyfeat_dir):
     good = pyfeat_dir / "single_face.mp4"
     args = ["video", str(bad_videos["truncated"]), str(good), str(bad_videos["text"]),
@@ -85,6 +90,7 @@ def test_cli_batch_goes_on_past_bad_files(bad_videos, tmp_path, pyfeat_dir):
     assert not [n for n in names if n.startswith(("truncated", "notes", "."))], names
 
 
+@pytest.mark.slow
 def test_annotated_video_has_every_frame_with_overlay(tmp_path, pyfeat_dir):
     src = pyfeat_dir / "single_face.mp4"
     result = CliRunner().invoke(app, ["video", str(src), "-o", str(tmp_path), "--annotate", "-q"])

@@ -55,6 +55,7 @@ def test_headless_run_writes_the_overlay(recognizer, tmp_path, wolfgang):
     assert edge.mean() > 0.3
 
 
+@pytest.mark.slow
 def test_cli_headless_and_errors(tmp_path, pyfeat_dir):
     from emotrace.cli import app
 

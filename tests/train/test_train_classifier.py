@@ -60,6 +60,7 @@ def _loss(net, faces, cfg):
     return SoftTargetCrossEntropy()(out["logits"], torch.from_numpy(faces.soft)).item()
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 def test_one_epoch_lowers_the_loss_and_resume_continues(tmp_path):
     cfg = _cfg(tmp_path, **{"train.epochs": 2, "augment.enabled": "false", "train.lr": 0.003})
@@ -91,6 +92,7 @@ def _overrides(cfg):
     return list(flat(cfg))
 
 
+@pytest.mark.slow  # three torch.onnx exports, about 5 s each
 @pytest.mark.parametrize("head", ["classes", "va", "multitask"])
 def test_onnx_export_reloads_with_pytorch_outputs(tmp_path, faces, head):
     cfg = _cfg(tmp_path, **{"model.head": head})
@@ -116,6 +118,7 @@ def test_config_overrides_and_unknown_keys(tmp_path):
         load_config(None, ["train.lrr=1"])
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 def test_eval_cli_on_an_exported_model(tmp_path):
     from typer.testing import CliRunner

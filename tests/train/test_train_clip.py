@@ -22,6 +22,7 @@ def test_poolers():
         ClipPooler("max", 16)
 
 
+@pytest.mark.slow
 def test_tcn_pooler_on_real_windows(tmp_path, styletalk_dir):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -49,6 +50,7 @@ def test_tcn_pooler_on_real_windows(tmp_path, styletalk_dir):
     assert np.abs(embedder.pool(x.numpy()) - ref).max() < 1e-4
 
 
+@pytest.mark.slow
 def test_index_with_a_clip_pooler(tmp_path, styletalk_dir):
     """`emotrace index --embedder clip.onnx`: fragments are the pooler's window (frames / fps),
     and a moment searched for finds itself first."""

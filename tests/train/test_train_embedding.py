@@ -32,6 +32,7 @@ def features(tmp_path_factory, data_dir):  # FER+ faces from ../shared
     return cached_features(FaceEmbedder("emotrace-ferplus8"), "train", cache, False, limit=768)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LOSSES)
 def test_each_loss_learns_on_real_features(features, name):
     x, x2, y = (torch.from_numpy(a) for a in features)
@@ -56,6 +57,7 @@ def test_each_loss_learns_on_real_features(features, name):
     assert np.isfinite(after) and after < before, (name, before, after)
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     cfg = load_config(None, [
@@ -84,6 +86,7 @@ def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     assert 150 < report["n"] <= 200 and 0.5 < report["same_vs_different_roc_auc"] <= 1
 
 
+@pytest.mark.slow
 def test_hard_negative_sampler_groups_confusable_classes(features):
     x, _, y = features
     sampler = HardNegativeClassSampler(x, y, m=8, classes_per_batch=3, length=240)
@@ -123,6 +126,7 @@ def test_exported_model_reloads_into_pytorch():
     assert np.abs(out["embedding"].numpy() - emb).max() < 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.needs_shared
 def test_finetune_mode_trains_backbone_and_exports_one_model(tmp_path):
     from emotrace.evaluation.datasets import ferplus
@@ -161,6 +165,7 @@ def test_finetune_mode_trains_backbone_and_exports_one_model(tmp_path):
     assert 150 < results["test"]["n"] <= 200
 
 
+@pytest.mark.slow
 def test_flip_rate_of_embedding_labels_on_videos(tmp_path, styletalk_dir):
     import shutil
 
@@ -183,6 +188,7 @@ def test_flip_rate_of_embedding_labels_on_videos(tmp_path, styletalk_dir):
     assert s["agreement_classifier"] > 0.5 and s["agreement_knn"] > 0.5
 
 
+@pytest.mark.slow
 def test_hellinger_head_embeds_emotion_distributions(features):
     """Unit length by construction; trained on real faces, two happy faces are closer than a
     happy and a sad one."""

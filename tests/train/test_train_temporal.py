@@ -24,6 +24,7 @@ def test_heads_shapes():
         TemporalHead(16, 8, "lstm")
 
 
+@pytest.mark.slow
 def test_tcn_fewer_flips_on_real_tracks(tmp_path, styletalk_dir):
     kind = "tcn"  # the default; the GRU flips less too but loses agreement on so few tracks
     videos = tmp_path / "videos"
@@ -44,6 +45,7 @@ def test_tcn_fewer_flips_on_real_tracks(tmp_path, styletalk_dir):
     assert (tmp_path / kind / "temporal.pt").is_file()
 
 
+@pytest.mark.slow
 def test_audio_visual_fusion_runs_with_and_without_sound(tmp_path, pyfeat_dir, styletalk_dir):
     pytest.importorskip("opensmile")
 

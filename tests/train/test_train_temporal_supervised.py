@@ -85,6 +85,7 @@ def _config(tmp_path, *overrides):
                               *overrides], DEFAULTS)
 
 
+@pytest.mark.slow
 def test_abaw_expr_and_va(datasets, tmp_path):
     abaw, _ = datasets
     expr = train_temporal(_config(tmp_path, "name=expr", "data.format=abaw", f"data.root={abaw}",
@@ -99,6 +100,7 @@ def test_abaw_expr_and_va(datasets, tmp_path):
     assert va["validation"]["score"] > 0.45, va["validation"]
 
 
+@pytest.mark.slow
 def test_abaw_au_and_afew_va_through_the_cli(datasets, tmp_path):
     from emotrace.cli import app
 

@@ -30,6 +30,7 @@ def checkpoint(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_clip_embeddings(checkpoint, styletalk_dir):
     emb = VideoMAEClipEmbedder(checkpoint)
     windows = emb.windows(styletalk_dir / "style_clips" / "sadgirl_clip1.mp4", window=1.0)  # 3 s
@@ -41,6 +42,7 @@ def test_clip_embeddings(checkpoint, styletalk_dir):
         VideoMAEClipEmbedder(checkpoint.parent)
 
 
+@pytest.mark.slow
 def test_probe_on_videomae_clips(checkpoint, tmp_path, styletalk_dir):
     from emotrace.cli import app
 

@@ -77,6 +77,13 @@ def test_a_viewer_who_is_away_is_missing_not_calm():
     assert agg.loc[44, "mean_intensity"] == pytest.approx(4.0)  # not pulled down to 8/3
     (moment,) = pick_moments(agg, [*present, away], MomentSettings(pad_s=0.0, smooth_s=0.5))
     assert moment.viewers_present == 2 and moment.viewers_reacting == 2
+    # One viewer, away just before their reaction: the steps nobody saw have no score, and
+    # they do not pull the smoothed score of the reaction's first step towards 0.
+    alone = viewer("alone", {(40, 48): "happy"}, seed=6, away=(30, 40))
+    curve = aggregate([alone], smooth_s=0.5)
+    assert (curve.loc[30:39, "viewers_present"] == 0).all()
+    assert curve.loc[30:39, "score"].isna().all()
+    assert curve.loc[40, "score"] > 3.9
 
 
 def test_no_reaction_no_moment_and_bad_inputs():

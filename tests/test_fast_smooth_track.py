@@ -107,14 +107,14 @@ def test_iou_matrix_on_known_boxes():
 
 
 def test_a_gap_shorter_than_max_gap_keeps_the_id_a_longer_one_gives_a_new_id():
-    tracker = IoUTracker(min_iou=0.3, max_gap=1.0)
+    tracker = IoUTracker(min_iou=0.3, max_gap=1.0)  # times below are exact in binary
     (first,) = tracker.update(np.stack([box(100, 100)]), 0.0)
     assert len(tracker.update(np.zeros((0, 4)), 0.5)) == 0  # a missed detection
-    (again,) = tracker.update(np.stack([box(102, 101)]), 0.9)  # 0.9 s unseen < max_gap
+    (again,) = tracker.update(np.stack([box(102, 101)]), 0.75)  # 0.75 s unseen < max_gap
     assert again == first
-    (later,) = tracker.update(np.stack([box(104, 102)]), 1.9)  # exactly max_gap: still kept
+    (later,) = tracker.update(np.stack([box(104, 102)]), 1.75)  # exactly max_gap: still kept
     assert later == first
-    (new,) = tracker.update(np.stack([box(104, 102)]), 3.0)  # 1.1 s unseen > max_gap
+    (new,) = tracker.update(np.stack([box(104, 102)]), 3.0)  # 1.25 s unseen > max_gap
     assert new != first
 
 

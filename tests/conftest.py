@@ -1,4 +1,9 @@
-"""Shared fixtures: the real models and data in ../shared (CI has it beside the repo too)."""
+"""Shared fixtures: the real models and data in ../shared (CI has it beside the repo too).
+
+A test that needs ../shared says so by asking for one of SHARED_FIXTURES (directly or through
+another fixture) or by the `needs_shared` marker; without ../shared those tests are skipped and
+the rest, which build their inputs themselves, still run.
+"""
 
 from __future__ import annotations
 
@@ -10,49 +15,65 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EMOTRACE_SHARED", ROOT.parent / "shared")).resolve()
 MODELS = SHARED / "models"
-DATA = SHARED / "data"
-PYFEAT = DATA / "video" / "pyfeat"
-STYLETALK = DATA / "video" / "styletalk"
+HAVE_SHARED = MODELS.is_dir()
+# Fixtures that read ../shared; a test using any of them is marked `needs_shared`.
+SHARED_FIXTURES = {"shared_dir", "models_dir", "data_dir", "pyfeat_dir", "styletalk_dir",
+                   "analyzer", "bad_videos"}
 
-if not MODELS.is_dir():
-    raise RuntimeError(f"the tests need ../shared beside the repo (looked in {SHARED})")
-os.environ.setdefault("EMOTRACE_MODEL_DIR", str(MODELS))
+if HAVE_SHARED:
+    os.environ.setdefault("EMOTRACE_MODEL_DIR", str(MODELS))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason=f"needs ../shared beside the repo (looked in {SHARED}; "
+                                   "set EMOTRACE_SHARED)")
+    for item in items:
+        if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.needs_shared)
+        if not HAVE_SHARED and item.get_closest_marker("needs_shared"):
+            item.add_marker(skip)
+
+
+def _shared(path: Path) -> Path:
+    if not HAVE_SHARED:  # a fixture reached without the marker (e.g. getfixturevalue)
+        pytest.skip(f"needs ../shared beside the repo (looked in {SHARED})")
+    return path
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
-    return SHARED
+    return _shared(SHARED)
 
 
 @pytest.fixture(scope="session")
-def models_dir() -> Path:
-    return MODELS
+def models_dir(shared_dir: Path) -> Path:
+    return shared_dir / "models"
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    return DATA
+def data_dir(shared_dir: Path) -> Path:
+    return shared_dir / "data"
 
 
 @pytest.fixture(scope="session")
-def pyfeat_dir() -> Path:
-    return PYFEAT
+def pyfeat_dir(data_dir: Path) -> Path:
+    return data_dir / "video" / "pyfeat"
 
 
 @pytest.fixture(scope="session")
-def styletalk_dir() -> Path:
-    return STYLETALK
+def styletalk_dir(data_dir: Path) -> Path:
+    return data_dir / "video" / "styletalk"
 
 
 @pytest.fixture(scope="session")
-def analyzer():
+def analyzer(models_dir: Path):
     from emotrace import Analyzer
 
     return Analyzer()
 
 
 @pytest.fixture(scope="session")
-def bad_videos(tmp_path_factory) -> dict[str, Path]:
+def bad_videos(tmp_path_factory, pyfeat_dir: Path) -> dict[str, Path]:
     """Truncated MP4s (the first half of real ones) and a text file named .mp4.
 
     WolfgangLanger_Pexels.mp4 has its index (moov) first, so half of it still opens and the
@@ -62,7 +83,7 @@ def bad_videos(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for kind, source in (("truncated", "WolfgangLanger_Pexels.mp4"),
                          ("truncated_index", "single_face.mp4")):
-        data = (PYFEAT / source).read_bytes()
+        data = (pyfeat_dir / source).read_bytes()
         out[kind] = folder / f"{kind}.mp4"
         out[kind].write_bytes(data[: len(data) // 2])
     out["text"] = folder / "notes.mp4"

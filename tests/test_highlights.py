@@ -12,10 +12,10 @@ import importlib.util
 import json
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PYFEAT, ROOT
 from typer.testing import CliRunner
 
 from emotrace.highlights import find_highlights, parse_offsets, snap_moments, write_highlights
@@ -23,18 +23,22 @@ from emotrace.highlights.moments import MomentSettings
 from emotrace.highlights.trailer import snap_segments
 from emotrace.media.decode import probe
 
-spec = importlib.util.spec_from_file_location("make_reactions",
-                                              ROOT / "scripts" / "make_reactions.py")
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_reactions.py"
+spec = importlib.util.spec_from_file_location("make_reactions", SCRIPT)
 make_reactions = importlib.util.module_from_spec(spec)
 sys.modules["make_reactions"] = make_reactions  # dataclasses look their module up there
 spec.loader.exec_module(make_reactions)
 SPANS = make_reactions.SPANS  # (6, 11) for all five viewers, (14, 16.5) for viewers 1-2
-CONTENT = PYFEAT / "WolfgangLanger_Pexels.mp4"  # 19.7 s with audio: the "episode"
 NO_PAD = MomentSettings(pad_s=0.0)
 
 
+@pytest.fixture(scope="session")
+def content(pyfeat_dir):
+    return pyfeat_dir / "WolfgangLanger_Pexels.mp4"  # 19.7 s with audio: the "episode"
+
+
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory):
+def recordings(tmp_path_factory, styletalk_dir):  # make_reactions reads the clips there
     folder = tmp_path_factory.mktemp("reactions")
     return [(make_reactions.build(v, folder / f"{v.name}.mp4"), v) for v in make_reactions.VIEWERS]
 
@@ -56,6 +60,7 @@ def precision_recall(moments, spans=SPANS) -> tuple[float, float]:
     return hit / found if found else 0.0, hit / sum(b - a for a, b in spans)
 
 
+@pytest.mark.slow
 def test_one_viewer_moment_matches_the_emotional_span(recordings, analyzer):
     path, viewer = recordings[0]
     result = find_highlights([path], [viewer.offset], analyzer, moment_settings=NO_PAD,
@@ -67,6 +72,7 @@ def test_one_viewer_moment_matches_the_emotional_span(recordings, analyzer):
     assert all(m.dominant == "happy" and m.viewers_reacting == 1 for m in result.moments)
 
 
+@pytest.mark.slow
 def test_five_viewers_with_offsets_and_frame_rates(five):
     assert not five.failures and len(five.viewers) == 5
     precision, recall = precision_recall(five.moments)
@@ -80,6 +86,7 @@ def test_five_viewers_with_offsets_and_frame_rates(five):
     assert second.viewers_reacting == 2 and second.score < top.score
 
 
+@pytest.mark.slow
 def test_missing_face_is_missing_not_calm(five, recordings):
     viewer3 = next(v for v in five.viewers if v.name == "viewer3")
     away = make_reactions.VIEWERS[2].away
@@ -94,6 +101,7 @@ def test_missing_face_is_missing_not_calm(five, recordings):
     assert (agg.loc[gone.index, "viewers_present"] < 5).all()
 
 
+@pytest.mark.slow
 def test_signals_are_per_viewer_baselines(five):
     signals = five.signals_table()
     assert set(signals["viewer"]) == {f"viewer{i}" for i in range(1, 6)}
@@ -104,8 +112,9 @@ def test_signals_are_per_viewer_baselines(five):
     assert calm.groupby("viewer")["z_expressiveness"].median().abs().max() < 1.0
 
 
-def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path):
-    written = write_highlights(five, tmp_path, content=CONTENT)
+@pytest.mark.slow
+def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path, content):
+    written = write_highlights(five, tmp_path, content=content)
     names = {p.name for p in written}
     assert {"moments.csv", "moments.json", "report.html", "trailer.mp4", "signals.csv"} <= names
     moments = pd.read_csv(tmp_path / "moments.csv")
@@ -118,27 +127,28 @@ def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path):
     assert html.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in html
 
 
-def test_writing_leaves_the_result_unchanged(five, tmp_path):
+def test_writing_leaves_the_result_unchanged(five, tmp_path, content):
     # moments off the content's frame grid, so that writing with content has to snap them
     off_grid = [replace(m, start=m.start + 0.013, end=m.end - 0.017) for m in five.moments]
     result = replace(five, moments=off_grid)
     before = [replace(m) for m in off_grid]
-    write_highlights(result, tmp_path, content=CONTENT, thumbnails=False)
+    write_highlights(result, tmp_path, content=content, thumbnails=False)
     assert result.moments is off_grid and result.moments == before
     written = pd.read_csv(tmp_path / "moments.csv")  # the files hold the snapped moments
-    snapped = snap_moments(before, CONTENT)
+    snapped = snap_moments(before, content)
     assert [m.start for m in snapped] != [m.start for m in before]
     assert written["start"].to_numpy() == pytest.approx([m.start for m in snapped], abs=1e-3)
     assert written["end"].to_numpy() == pytest.approx([m.end for m in snapped], abs=1e-3)
 
 
-def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, tmp_path):
+@pytest.mark.slow
+def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, tmp_path, content):
     from emotrace.cli import app
 
     good = [recordings[0], recordings[1]]
     args = ["highlights", str(good[0][0]), str(bad_videos["truncated"]),
             str(good[1][0]), "--offsets", f"{good[0][1].offset},0,{good[1][1].offset}",
-            "--content", str(CONTENT), "--pad", "0", "-o", str(tmp_path), "-q"]
+            "--content", str(content), "--pad", "0", "-o", str(tmp_path), "-q"]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 1, run.output
     assert "truncated.mp4" in run.output and "truncated" in run.output

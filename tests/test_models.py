@@ -3,7 +3,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import MODELS
 
 from emotrace import models
 from emotrace.errors import ModelError
@@ -13,9 +12,10 @@ from emotrace.faces.classify import ExpressionClassifier
 NO_CARD = {"ultraface_rfb320.onnx"}
 
 
-def test_every_shared_model_has_a_card_with_its_sha256():
+def test_every_shared_model_has_a_card_with_its_sha256(models_dir):
     sums = dict(
-        reversed(line.split()) for line in (MODELS / "SHA256SUMS").read_text().splitlines() if line
+        reversed(line.split())
+        for line in (models_dir / "SHA256SUMS").read_text().splitlines() if line
     )
     by_file = {c.filename: c for c in models.list_models()}
     assert set(sums) - NO_CARD <= set(by_file), set(sums) - NO_CARD - set(by_file)
@@ -36,19 +36,19 @@ def test_unknown_name_lists_valid_names():
         assert name in str(err.value)
 
 
-def _flipped_copy(folder: Path, filename: str) -> Path:
-    """A copy of a shared model file in `folder` with one byte flipped."""
+def _flipped_copy(source: Path, folder: Path) -> Path:
+    """A copy of model file `source` in `folder` with one byte flipped."""
     folder.mkdir(parents=True, exist_ok=True)
-    bad = folder / filename
-    data = bytearray((MODELS / filename).read_bytes())
+    bad = folder / source.name
+    data = bytearray(source.read_bytes())
     data[1000] ^= 0xFF
     bad.write_bytes(bytes(data))
     return bad
 
 
-def test_sha_is_checked_through_model_dir_and_explicit_path(tmp_path, monkeypatch):
+def test_sha_is_checked_through_model_dir_and_explicit_path(tmp_path, monkeypatch, models_dir):
     card = models.get_card("yunet")
-    bad = _flipped_copy(tmp_path / "bad", card.filename)
+    bad = _flipped_copy(models_dir / card.filename, tmp_path / "bad")
     monkeypatch.setenv("EMOTRACE_MODEL_DIR", str(bad.parent))
     monkeypatch.setenv("EMOTRACE_CACHE", str(tmp_path / "cache"))
     for attempt in (lambda: models.load("yunet"), lambda: models.resolve("yunet"),
@@ -57,14 +57,14 @@ def test_sha_is_checked_through_model_dir_and_explicit_path(tmp_path, monkeypatc
             attempt()
         assert str(bad) in str(err.value)
     # The right file loads: found in a model folder after an empty one, and as an explicit path.
-    right = MODELS / card.filename
-    monkeypatch.setenv("EMOTRACE_MODEL_DIR", f"{tmp_path / 'empty'}{os.pathsep}{MODELS}")
+    right = models_dir / card.filename
+    monkeypatch.setenv("EMOTRACE_MODEL_DIR", f"{tmp_path / 'empty'}{os.pathsep}{models_dir}")
     assert models.load("yunet").path == right
     assert models.load("yunet", right).path == right
 
 
-def test_corrupt_classifier_is_refused_by_the_classifier(tmp_path):
-    bad = _flipped_copy(tmp_path, models.get_card("mobilefacenet-rafdb").filename)
+def test_corrupt_classifier_is_refused_by_the_classifier(tmp_path, models_dir):
+    bad = _flipped_copy(models_dir / models.get_card("mobilefacenet-rafdb").filename, tmp_path)
     with pytest.raises(ModelError, match="SHA256") as err:
         ExpressionClassifier("mobilefacenet-rafdb", bad)
     assert str(bad) in str(err.value)
@@ -83,12 +83,12 @@ def test_missing_file_offline_says_which_where_and_how(tmp_path, monkeypatch):
     assert "EMOTRACE_MODEL_DIR" in message and "download" in message
 
 
-def test_download_goes_to_cache_and_is_verified(tmp_path, monkeypatch):
+def test_download_goes_to_cache_and_is_verified(tmp_path, monkeypatch, models_dir):
     # A file:// URL stands in for the upstream server: the same code path as a real download.
     monkeypatch.setenv("EMOTRACE_MODEL_DIR", "")
     monkeypatch.setenv("EMOTRACE_CACHE", str(tmp_path / "cache"))
     card = models.get_card("yunet")
-    url = (MODELS / card.filename).as_uri()
+    url = (models_dir / card.filename).as_uri()
     monkeypatch.setitem(models.REGISTRY, "yunet", models.ModelCard(**{**card.__dict__, "url": url}))
     path = models.resolve("yunet")
     assert path == tmp_path / "cache" / card.filename
@@ -96,6 +96,7 @@ def test_download_goes_to_cache_and_is_verified(tmp_path, monkeypatch):
     assert not list(path.parent.glob("*.part"))
 
 
+@pytest.mark.needs_shared
 def test_models_command_lists_cards_and_presence():
     from typer.testing import CliRunner
 
@@ -109,7 +110,7 @@ def test_models_command_lists_cards_and_presence():
     assert "ultraface-rfb320" not in lines
 
 
-def test_copy_outside_model_dir_needs_explicit_path(tmp_path, monkeypatch):
+def test_copy_outside_model_dir_needs_explicit_path(tmp_path, monkeypatch, models_dir):
     copy = tmp_path / "x.onnx"
-    shutil.copy(MODELS / "face_detection_yunet_2023mar.onnx", copy)
+    shutil.copy(models_dir / "face_detection_yunet_2023mar.onnx", copy)
     assert models.resolve("yunet", copy) == Path(copy)

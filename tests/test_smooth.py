@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import STYLETALK
 from typer.testing import CliRunner
 
 from emotrace.smooth import ema, flip_rate, gaussian, smooth_table, viterbi
@@ -15,14 +14,15 @@ CLIPS = {"happyenglish_clip2.mp4": "happy", "furious_talk1_clip2.mp4": "anger",
 
 
 @pytest.fixture(scope="module")
-def tables(analyzer):
+def tables(analyzer, styletalk_dir):
     out = {}
     for name in CLIPS:
-        result = analyzer.analyze_video(STYLETALK / "style_clips" / name, progress=False)
+        result = analyzer.analyze_video(styletalk_dir / "style_clips" / name, progress=False)
         out[name] = (result.to_pandas(), result.labels)
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,param", [("gaussian", 0.5), ("viterbi", 8.0), ("ema", 1.0)])
 def test_fewer_flips_same_or_better_agreement(tables, method, param):
     raw_flips = smooth_flips = raw_agree = smooth_agree = 0.0
@@ -58,12 +58,13 @@ def test_time_aware_filters():
         ema(p, t, half_life=0)
 
 
-def test_unknown_method_and_cli(tmp_path):
+@pytest.mark.slow
+def test_unknown_method_and_cli(tmp_path, styletalk_dir):
     from emotrace.cli import app
 
     with pytest.raises(ValueError, match="valid: none, ema, gaussian, viterbi"):
         smooth_table(pd.DataFrame(), ("happy",), "kalman")
-    clip = STYLETALK / "style_clips" / "happyenglish_clip1.mp4"
+    clip = styletalk_dir / "style_clips" / "happyenglish_clip1.mp4"
     run = CliRunner().invoke(app, ["video", str(clip), "-o", str(tmp_path), "-q", "--smooth",
                                    "viterbi", "--smooth-param", "8"])
     assert run.exit_code == 0, run.output

@@ -1,23 +1,24 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PYFEAT, STYLETALK
 from typer.testing import CliRunner
 
 from emotrace.cli import app
 from emotrace.errors import InputError
 
 
-def test_no_face_video_keeps_every_frame_without_face_rows(analyzer):
-    result = analyzer.analyze_video(PYFEAT / "no_face.mp4", progress=False)
+@pytest.mark.slow
+def test_no_face_video_keeps_every_frame_without_face_rows(analyzer, pyfeat_dir):
+    result = analyzer.analyze_video(pyfeat_dir / "no_face.mp4", progress=False)
     df = result.to_pandas()
     assert result.frames_decoded == 95  # video/index.csv: 95 frames
     assert df["frame"].tolist() == list(range(95))
     assert (df["face"] == -1).all() and df["emotion"].isna().all()
 
 
-def test_face_leaves_the_frame(analyzer):
-    df = analyzer.analyze_video(PYFEAT / "face_noface.mov", progress=False).to_pandas()
+@pytest.mark.slow
+def test_face_leaves_the_frame(analyzer, pyfeat_dir):
+    df = analyzer.analyze_video(pyfeat_dir / "face_noface.mov", progress=False).to_pandas()
     per_frame = df.groupby("frame")["face"].max() >= 0
     n = len(per_frame)
     assert n == 169
@@ -25,10 +26,11 @@ def test_face_leaves_the_frame(analyzer):
     assert per_frame.iloc[-n // 5 :].sum() == 0  # none at the end
 
 
-def test_wolfgang_goes_from_sad_to_happy(analyzer):
+@pytest.mark.slow
+def test_wolfgang_goes_from_sad_to_happy(analyzer, pyfeat_dir):
     # Looked at first (docs/images/wolfgang_timeline.png): sad/disgust dominate the first
     # ~9.5 s, then a broad smile until the end.
-    result = analyzer.analyze_video(PYFEAT / "WolfgangLanger_Pexels.mp4", progress=False)
+    result = analyzer.analyze_video(pyfeat_dir / "WolfgangLanger_Pexels.mp4", progress=False)
     df = result.to_pandas()
     assert len(result.frames) == 472 and (df["face"] == 0).all()
     assert df["track_id"].nunique() == 1
@@ -40,8 +42,9 @@ def test_wolfgang_goes_from_sad_to_happy(analyzer):
     assert (second["emotion"] == "happy").mean() > 0.9
 
 
-def test_fps_sampling_uses_stream_timestamps(analyzer):
-    result = analyzer.analyze_video(STYLETALK / "style_clips" / "happyenglish_clip1.mp4",
+@pytest.mark.slow
+def test_fps_sampling_uses_stream_timestamps(analyzer, styletalk_dir):
+    result = analyzer.analyze_video(styletalk_dir / "style_clips" / "happyenglish_clip1.mp4",
                                     fps=5, progress=False)
     ts = np.array([f.timestamp for f in result.frames])
     assert result.frames_decoded == 135
@@ -51,7 +54,7 @@ def test_fps_sampling_uses_stream_timestamps(analyzer):
 
 
 @pytest.mark.parametrize("kind,problem", [
-    ("truncated", "truncated: decoded"),
+    pytest.param("truncated", "truncated: decoded", marks=pytest.mark.slow),  # half a video
     ("truncated_index", "not a readable video"),
     ("text", "not a readable video"),
 ])
@@ -62,8 +65,9 @@ def test_bad_video_gives_a_clear_error(analyzer, bad_videos, kind, problem):
     assert problem in str(err.value)
 
 
-def test_cli_batch_goes_on_past_bad_files(bad_videos, tmp_path):
-    good = PYFEAT / "single_face.mp4"
+@pytest.mark.slow
+def test_cli_batch_goes_on_past_bad_files(bad_videos, tmp_path, pyfeat_dir):
+    good = pyfeat_dir / "single_face.mp4"
     args = ["video", str(bad_videos["truncated"]), str(good), str(bad_videos["text"]),
             str(bad_videos["truncated_index"]),
             str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "out"), "--plot", "-q"]
@@ -86,8 +90,9 @@ def test_cli_batch_goes_on_past_bad_files(bad_videos, tmp_path):
     assert not [n for n in names if n.startswith(("truncated", "notes", "."))], names
 
 
-def test_annotated_video_has_every_frame_with_overlay(tmp_path):
-    src = PYFEAT / "single_face.mp4"
+@pytest.mark.slow
+def test_annotated_video_has_every_frame_with_overlay(tmp_path, pyfeat_dir):
+    src = pyfeat_dir / "single_face.mp4"
     result = CliRunner().invoke(app, ["video", str(src), "-o", str(tmp_path), "--annotate", "-q"])
     assert result.exit_code == 0, result.output
     import av
@@ -104,13 +109,13 @@ def test_annotated_video_has_every_frame_with_overlay(tmp_path):
     assert edge > 40
 
 
-def test_variable_frame_rate_keeps_stream_timestamps(analyzer, tmp_path):
+def test_variable_frame_rate_keeps_stream_timestamps(analyzer, tmp_path, pyfeat_dir):
     """Frames written at irregular times come back with those times, not index / fps."""
     import av
 
     from emotrace.outputs.annotate import VideoWriter
 
-    with av.open(str(PYFEAT / "single_face.mp4")) as src:
+    with av.open(str(pyfeat_dir / "single_face.mp4")) as src:
         images = [f.to_ndarray(format="bgr24") for _, f in zip(range(24), src.decode(video=0))]
     gaps = np.where(np.arange(24) % 3 == 0, 0.2, 1 / 30)  # bursts and pauses
     times = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
@@ -130,10 +135,10 @@ def test_variable_frame_rate_keeps_stream_timestamps(analyzer, tmp_path):
     assert np.allclose(picked, expected, atol=0.002)
 
 
-def test_cli_rejects_bad_settings_in_one_line(tmp_path):
-    result = CliRunner().invoke(app, ["video", str(PYFEAT / "single_face.mp4"), "-o",
+def test_cli_rejects_bad_settings_in_one_line(tmp_path, pyfeat_dir):
+    result = CliRunner().invoke(app, ["video", str(pyfeat_dir / "single_face.mp4"), "-o",
                                       str(tmp_path), "--threshold", "1.5"])
     assert result.exit_code == 2
     assert "score_threshold must be in (0, 1)" in result.output
-    result = CliRunner().invoke(app, ["images", str(PYFEAT), "--model", "nope"])
+    result = CliRunner().invoke(app, ["images", str(pyfeat_dir), "--model", "nope"])
     assert result.exit_code == 2 and "valid names" in result.output

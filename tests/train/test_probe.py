@@ -13,10 +13,11 @@ from emotrace.train.probe import embeddings_from_faces, load_embeddings, run_pro
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory):
+def table(tmp_path_factory, data_dir):  # embeds FER+ faces from ../shared
     return embeddings_from_faces("emotrace-ferplus8", tmp_path_factory.mktemp("p") / "e.npz", limit=300)
 
 
+@pytest.mark.slow
 def test_mlp_and_svm_on_real_embeddings(table, tmp_path):
     report = run_probe(table, tmp_path, epochs=30)
     assert report["n"] == {"train": 300, "valid": 300, "test": 300}
@@ -26,6 +27,7 @@ def test_mlp_and_svm_on_real_embeddings(table, tmp_path):
     assert {"train_loss", "valid_loss", "valid_accuracy", "valid_macro_f1"} <= set(report["history"][0])
 
 
+@pytest.mark.slow
 def test_table_formats_and_split(table, tmp_path):
     z = np.load(table)
     emb, labels = z["embeddings"][:400], z["labels"][:400]

@@ -8,7 +8,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_metric_learning")
 
-from conftest import STYLETALK
 
 from emotrace.train.clip import DEFAULTS, KINDS, ClipPooler, train_clip
 from emotrace.train.config import load_config
@@ -23,12 +22,13 @@ def test_poolers():
         ClipPooler("max", 16)
 
 
-def test_tcn_pooler_on_real_windows(tmp_path):
+@pytest.mark.slow
+def test_tcn_pooler_on_real_windows(tmp_path, styletalk_dir):
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in ("happyenglish_clip2.mp4", "sad_emotion_clip1.mp4", "furious_talk1_clip2.mp4",
                  "happyenglish_clip1.mp4", "sadgirl_clip1.mp4", "nice_clip1.mp4"):
-        shutil.copy(STYLETALK / "style_clips" / name, videos / name)
+        shutil.copy(styletalk_dir / "style_clips" / name, videos / name)
     cfg = load_config(None, ["name=tcn", f"output_dir={tmp_path}", f"data.videos={videos}",
                              "model.kind=tcn", "data.heldout_every=2", "data.window=10",
                              "train.epochs=4", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], DEFAULTS)
@@ -50,7 +50,8 @@ def test_tcn_pooler_on_real_windows(tmp_path):
     assert np.abs(embedder.pool(x.numpy()) - ref).max() < 1e-4
 
 
-def test_index_with_a_clip_pooler(tmp_path):
+@pytest.mark.slow
+def test_index_with_a_clip_pooler(tmp_path, styletalk_dir):
     """`emotrace index --embedder clip.onnx`: fragments are the pooler's window (frames / fps),
     and a moment searched for finds itself first."""
     from emotrace.fragments import index_videos, read_index, search
@@ -60,7 +61,7 @@ def test_index_with_a_clip_pooler(tmp_path):
     torch.manual_seed(0)
     path = export_pooler(ClipPooler("attention", 512, 64, 32), 512, "emotrace-ferplus8", 10, 10.0,
                          tmp_path / "clip.onnx")
-    happy, sad = (STYLETALK / "style_clips" / n for n in ("happyenglish_clip1.mp4", "sadgirl_clip1.mp4"))
+    happy, sad = (styletalk_dir / "style_clips" / n for n in ("happyenglish_clip1.mp4", "sadgirl_clip1.mp4"))
     added, failures = index_videos([happy, sad], tmp_path / "db", str(path), progress=False)
     table, meta = read_index(tmp_path / "db")
     assert not failures and meta == {"embedder": str(path), "window": 1.0, "fps": 10.0}

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_metric_learning")
 
-from emotrace.faces.embed import FaceEmbedder
 from emotrace.evaluation.embedding import evaluate_embedding
+from emotrace.faces.embed import FaceEmbedder
 from emotrace.train.config import load_config
 from emotrace.train.embedding import (
     DEFAULTS,
@@ -27,11 +27,12 @@ from emotrace.train.embedding import (
 
 
 @pytest.fixture(scope="module")
-def features(tmp_path_factory):
+def features(tmp_path_factory, data_dir):  # FER+ faces from ../shared
     cache = tmp_path_factory.mktemp("cache")
     return cached_features(FaceEmbedder("emotrace-ferplus8"), "train", cache, False, limit=768)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", LOSSES)
 def test_each_loss_learns_on_real_features(features, name):
     x, x2, y = (torch.from_numpy(a) for a in features)
@@ -56,6 +57,8 @@ def test_each_loss_learns_on_real_features(features, name):
     assert np.isfinite(after) and after < before, (name, before, after)
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     cfg = load_config(None, [
         "name=tiny", f"output_dir={tmp_path}", "data.subset=1024", "data.eval_subset=400",
@@ -83,6 +86,7 @@ def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     assert 150 < report["n"] <= 200 and 0.5 < report["same_vs_different_roc_auc"] <= 1
 
 
+@pytest.mark.slow
 def test_hard_negative_sampler_groups_confusable_classes(features):
     x, _, y = features
     sampler = HardNegativeClassSampler(x, y, m=8, classes_per_batch=3, length=240)
@@ -100,6 +104,7 @@ def test_hard_negative_sampler_groups_confusable_classes(features):
         HardNegativeClassSampler(x, y, 8, 1, 10)
 
 
+@pytest.mark.needs_shared
 def test_exported_model_reloads_into_pytorch():
     """The shipped model rebuilt in PyTorch (the start of fine-tuning) equals ONNX Runtime."""
     import onnxruntime as ort
@@ -121,6 +126,8 @@ def test_exported_model_reloads_into_pytorch():
     assert np.abs(out["embedding"].numpy() - emb).max() < 1e-4
 
 
+@pytest.mark.slow
+@pytest.mark.needs_shared
 def test_finetune_mode_trains_backbone_and_exports_one_model(tmp_path):
     from emotrace.evaluation.datasets import ferplus
     from emotrace.train.embedding_finetune import ProjectedEmotionNet
@@ -158,15 +165,15 @@ def test_finetune_mode_trains_backbone_and_exports_one_model(tmp_path):
     assert 150 < results["test"]["n"] <= 200
 
 
-def test_flip_rate_of_embedding_labels_on_videos(tmp_path):
+@pytest.mark.slow
+def test_flip_rate_of_embedding_labels_on_videos(tmp_path, styletalk_dir):
     import shutil
 
-    from conftest import STYLETALK
 
     videos = tmp_path / "videos" / "styletalk"
     videos.mkdir(parents=True)
     for name in ("happyenglish_clip1.mp4", "sadgirl_clip1.mp4"):
-        shutil.copy(STYLETALK / "style_clips" / name, videos / name)
+        shutil.copy(styletalk_dir / "style_clips" / name, videos / name)
     (tmp_path / "videos" / "index.csv").write_text(
         "file,weak_label_from_filename\nstyletalk/happyenglish_clip1.mp4,happy\n"
         "styletalk/sadgirl_clip1.mp4,sad\n")
@@ -181,6 +188,7 @@ def test_flip_rate_of_embedding_labels_on_videos(tmp_path):
     assert s["agreement_classifier"] > 0.5 and s["agreement_knn"] > 0.5
 
 
+@pytest.mark.slow
 def test_hellinger_head_embeds_emotion_distributions(features):
     """Unit length by construction; trained on real faces, two happy faces are closer than a
     happy and a sad one."""

@@ -6,7 +6,6 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import STYLETALK
 
 from emotrace.train.config import load_config
 from emotrace.train.temporal import DEFAULTS, TemporalHead, train_temporal
@@ -25,13 +24,14 @@ def test_heads_shapes():
         TemporalHead(16, 8, "lstm")
 
 
-def test_tcn_fewer_flips_on_real_tracks(tmp_path):
+@pytest.mark.slow
+def test_tcn_fewer_flips_on_real_tracks(tmp_path, styletalk_dir):
     kind = "tcn"  # the default; the GRU flips less too but loses agreement on so few tracks
     videos = tmp_path / "videos"
     videos.mkdir()
     rows = ["file,weak_label_from_filename"]
     for name, label in CLIPS.items():
-        shutil.copy(STYLETALK / "style_clips" / name, videos / name)
+        shutil.copy(styletalk_dir / "style_clips" / name, videos / name)
         rows.append(f"{name},{label or ''}")
     (videos / "index.csv").write_text("\n".join(rows) + "\n")
     cfg = load_config(None, [f"name={kind}", f"output_dir={tmp_path}", f"data.videos={videos}",
@@ -45,14 +45,14 @@ def test_tcn_fewer_flips_on_real_tracks(tmp_path):
     assert (tmp_path / kind / "temporal.pt").is_file()
 
 
-def test_audio_visual_fusion_runs_with_and_without_sound(tmp_path):
+@pytest.mark.slow
+def test_audio_visual_fusion_runs_with_and_without_sound(tmp_path, pyfeat_dir, styletalk_dir):
     pytest.importorskip("opensmile")
-    from conftest import PYFEAT
 
     videos = tmp_path / "videos"
     videos.mkdir()
-    shutil.copy(PYFEAT / "single_face.mp4", videos / "with_sound.mp4")  # has an audio track
-    shutil.copy(STYLETALK / "style_clips" / "sadgirl_clip1.mp4", videos / "no_sound.mp4")
+    shutil.copy(pyfeat_dir / "single_face.mp4", videos / "with_sound.mp4")  # has an audio track
+    shutil.copy(styletalk_dir / "style_clips" / "sadgirl_clip1.mp4", videos / "no_sound.mp4")
     cfg = load_config(None, ["name=av", f"output_dir={tmp_path}", f"data.videos={videos}",
                              "data.audio=true", "train.epochs=2", "data.heldout_every=2",
                              f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], DEFAULTS)

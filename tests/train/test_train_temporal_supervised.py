@@ -8,6 +8,7 @@ prototype (AU). One frame image is deleted and one label is -1, as in the real s
 """
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,15 +16,14 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import STYLETALK
 from typer.testing import CliRunner
 
+from emotrace.evaluation.temporal_data import ABAW_AUS, ABAW_EXPR
 from emotrace.faces.detect import YuNetDetector
 from emotrace.labels import VA_POINTS
-from emotrace.evaluation.temporal_data import ABAW_AUS, ABAW_EXPR
+from emotrace.media.decode import FrameReader
 from emotrace.train.config import load_config
 from emotrace.train.temporal import DEFAULTS, train_temporal
-from emotrace.media.decode import FrameReader
 
 TRAIN = {"happyenglish_clip2": "happy", "sad_emotion_clip1": "sad", "furious_talk1_clip2": "anger",
          "sadfather_clip1": "sad", "furious_talk2_clip6": "anger"}
@@ -33,9 +33,9 @@ EXPR = {"happy": "Happiness", "sad": "Sadness", "anger": "Anger"}
 AUS = {"happy": {"AU6", "AU12", "AU25"}, "sad": {"AU1", "AU4", "AU15"}, "anger": {"AU4", "AU7", "AU23"}}
 
 
-def face_crops(video: str) -> list[np.ndarray]:
+def face_crops(clip: Path) -> list[np.ndarray]:
     detector, out = YuNetDetector(), []
-    for frame in FrameReader(STYLETALK / "style_clips" / f"{video}.mp4", fps=10.0):
+    for frame in FrameReader(clip, fps=10.0):
         det = detector(frame.image, 320)
         if len(det):
             x0, y0, x1, y1 = det.boxes[int(det.scores.argmax())]
@@ -49,12 +49,12 @@ def face_crops(video: str) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def datasets(tmp_path_factory):
+def datasets(tmp_path_factory, styletalk_dir):
     root = tmp_path_factory.mktemp("annotated")
     abaw, afew = root / "abaw", root / "afew"
     for split, clips in (("Train_Set", TRAIN), ("Validation_Set", VALID)):
         for video, emotion in clips.items():
-            crops = face_crops(video)
+            crops = face_crops(styletalk_dir / "style_clips" / f"{video}.mp4")
             frames = abaw / "cropped_aligned" / video
             frames.mkdir(parents=True)
             clip = afew / video
@@ -85,6 +85,7 @@ def _config(tmp_path, *overrides):
                               *overrides], DEFAULTS)
 
 
+@pytest.mark.slow
 def test_abaw_expr_and_va(datasets, tmp_path):
     abaw, _ = datasets
     expr = train_temporal(_config(tmp_path, "name=expr", "data.format=abaw", f"data.root={abaw}",
@@ -99,6 +100,7 @@ def test_abaw_expr_and_va(datasets, tmp_path):
     assert va["validation"]["score"] > 0.45, va["validation"]
 
 
+@pytest.mark.slow
 def test_abaw_au_and_afew_va_through_the_cli(datasets, tmp_path):
     from emotrace.cli import app
 

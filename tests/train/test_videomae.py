@@ -8,7 +8,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from conftest import STYLETALK
 from typer.testing import CliRunner
 
 from emotrace.errors import InputError
@@ -31,24 +30,26 @@ def checkpoint(tmp_path_factory):
     return folder
 
 
-def test_clip_embeddings(checkpoint):
+@pytest.mark.slow
+def test_clip_embeddings(checkpoint, styletalk_dir):
     emb = VideoMAEClipEmbedder(checkpoint)
-    windows = emb.windows(STYLETALK / "style_clips" / "sadgirl_clip1.mp4", window=1.0)  # 3 s
+    windows = emb.windows(styletalk_dir / "style_clips" / "sadgirl_clip1.mp4", window=1.0)  # 3 s
     assert len(windows) == 3 and [s for s, _ in windows] == [0.0, 1.0, 2.0]
     assert windows[0][1].shape == (32,) and np.isfinite(windows[0][1]).all()
-    again = emb.windows(STYLETALK / "style_clips" / "sadgirl_clip1.mp4", window=1.0)
+    again = emb.windows(styletalk_dir / "style_clips" / "sadgirl_clip1.mp4", window=1.0)
     assert np.allclose(windows[1][1], again[1][1])
     with pytest.raises(InputError, match="no config.json"):
         VideoMAEClipEmbedder(checkpoint.parent)
 
 
-def test_probe_on_videomae_clips(checkpoint, tmp_path):
+@pytest.mark.slow
+def test_probe_on_videomae_clips(checkpoint, tmp_path, styletalk_dir):
     from emotrace.cli import app
 
     videos = tmp_path / "videos"
     videos.mkdir()
     for name in CLIPS:
-        shutil.copy(STYLETALK / "style_clips" / name, videos / name)
+        shutil.copy(styletalk_dir / "style_clips" / name, videos / name)
     (videos / "index.csv").write_text("file,weak_label_from_filename\n"
                                       + "".join(f"{n},{lab}\n" for n, lab in CLIPS.items()))
     table = np.load(clip_table(checkpoint, videos, tmp_path / "t.npz", window=1.0))

@@ -44,7 +44,8 @@ def main() -> None:
                 clf(crops[i : i + batch], batch)
                 done += len(crops[i : i + batch])
         elapsed = time.perf_counter() - start
-        print(f"batch {batch:2d}: {done / elapsed:7.1f} faces/s  ({1000 * elapsed / done:.2f} ms/face, "
+        print(f"batch {batch:2d}: {done / elapsed:7.1f} faces/s  "
+              f"({1000 * elapsed / done:.2f} ms/face, "
               "preprocessing included)")
 
 

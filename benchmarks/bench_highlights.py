@@ -1,7 +1,8 @@
 """How well and how fast `emotrace highlights` finds a known emotional span.
 
 Builds the reaction recordings of scripts/make_reactions.py (real clips; all five viewers react
-during episode seconds 6-11, viewers 1 and 2 also during 14-16.5), runs the highlights for 1 viewer and for all 5, and reports, per run,
+during episode seconds 6-11, viewers 1 and 2 also during 14-16.5), runs the highlights for 1
+viewer and for all 5, and reports, per run,
 the moments, precision (share of the moments' time inside a known span), recall (share of the
 spans covered), and the speed in recording-seconds analysed per wall-clock second.
 
@@ -23,7 +24,8 @@ from emotrace import Analyzer
 from emotrace.highlights import find_highlights
 from emotrace.highlights.moments import MomentSettings
 
-spec = importlib.util.spec_from_file_location("make_reactions", ROOT / "scripts" / "make_reactions.py")
+spec = importlib.util.spec_from_file_location("make_reactions",
+                                              ROOT / "scripts" / "make_reactions.py")
 make_reactions = importlib.util.module_from_spec(spec)
 sys.modules["make_reactions"] = make_reactions
 spec.loader.exec_module(make_reactions)
@@ -37,7 +39,8 @@ def main() -> None:
     spans = make_reactions.SPANS
     analyzer = Analyzer()
     with tempfile.TemporaryDirectory() as tmp:
-        rec = [(make_reactions.build(v, Path(tmp) / f"{v.name}.mp4"), v) for v in make_reactions.VIEWERS]
+        rec = [(make_reactions.build(v, Path(tmp) / f"{v.name}.mp4"), v)
+               for v in make_reactions.VIEWERS]
         print(f"machine: {machine()}; spans {spans}; pad {args.pad:g} s; "
               f"analysed at {args.fps:g} frames/s")
         for n in (1, len(rec)):

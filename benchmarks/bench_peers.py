@@ -62,15 +62,15 @@ import facenet_pytorch  # noqa: F401
 warnings.filterwarnings("ignore", message=".*pkg_resources is deprecated.*")
 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
 
-import cv2
-import fer
-import numpy as np
-from common import SHARED, WOLFGANG, machine
-from fer.fer import FER  # fer 25.10.3's package __init__ no longer exports FER
+import cv2  # noqa: E402 (after the facenet/TensorFlow order above)
+import fer  # noqa: E402 (after the facenet/TensorFlow order above)
+import numpy as np  # noqa: E402 (after the facenet/TensorFlow order above)
+from common import SHARED, WOLFGANG, machine  # noqa: E402 (after the facenet/TensorFlow order above)
+from fer.fer import FER  # noqa: E402 (fer 25.10.3's __init__ no longer exports FER)
 
-from emotrace import Analyzer
-from emotrace.labels import canonical
-from emotrace.evaluation.metrics import bootstrap_accuracy_difference, mcnemar
+from emotrace import Analyzer  # noqa: E402 (after the facenet/TensorFlow order above)
+from emotrace.evaluation.metrics import bootstrap_accuracy_difference, mcnemar  # noqa: E402 (after the facenet/TensorFlow order above)
+from emotrace.labels import canonical  # noqa: E402 (after the facenet/TensorFlow order above)
 
 CLIPS = SHARED / "data" / "video" / "styletalk" / "style_clips"
 INDEX = SHARED / "data" / "video" / "index.csv"
@@ -152,9 +152,9 @@ def agreement(a: list[str | None], b: list[str | None]) -> tuple[float, int]:
 def still_accuracy(detector: FER, models: list[str]) -> dict:
     """FER2013 PrivateTest (7 classes; 3,573 faces with pixels here): fer's classifier and each
     emotrace model, with each system's per-face correctness (for the paired tests)."""
-    from emotrace.faces.classify import ExpressionClassifier
-    from emotrace.evaluation.datasets import fer2013
     from emotrace.evaluation.classifier import face_probs
+    from emotrace.evaluation.datasets import fer2013
+    from emotrace.faces.classify import ExpressionClassifier
     from emotrace.labels import remap_probs
 
     faces = fer2013("PrivateTest")
@@ -207,13 +207,15 @@ def significance(summary: dict, still: dict | None, ours: list[str], theirs: lis
             ok_b = np.array([cb[v]["majority"] == cb[v]["label"] for v in clips])
             ones = np.ones(len(clips))
             rows.append((a, b, f"clip accuracy ({len(clips)} clips)", ok_a.mean(), ok_b.mean(),
-                         bootstrap_accuracy_difference(ok_a, ones, ok_b, ones), mcnemar(ok_a, ok_b)))
+                         bootstrap_accuracy_difference(ok_a, ones, ok_b, ones),
+                         mcnemar(ok_a, ok_b)))
             model = a.split("/", 1)[1]
             if still and b == "fer-haar":  # fer's classifier alone, whatever its detector
                 ra, rb = still["right"][model], still["right"]["fer_tflite"]
                 ones = np.ones(len(ra))
                 rows.append((a, "fer (its classifier)", f"FER2013 PrivateTest ({len(ra)} faces)",
-                             ra.mean(), rb.mean(), bootstrap_accuracy_difference(ra, ones, rb, ones),
+                             ra.mean(), rb.mean(),
+                             bootstrap_accuracy_difference(ra, ones, rb, ones),
                              mcnemar(ra, rb)))
     return rows
 
@@ -252,7 +254,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of emotrace")
     ap.add_argument("--fer-repeats", type=int, default=1, help="timed runs of each fer variant")
     ap.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
-    ap.add_argument("--emotrace-model", nargs="+", default=["emotrace-ferplus8", "emotrace-fer2013"],
+    ap.add_argument("--emotrace-model", nargs="+",
+                    default=["emotrace-ferplus8", "emotrace-fer2013"],
                     help="emotrace's expression models, one system each")
     ap.add_argument("--no-still", dest="still", action="store_false",
                     help="skip the FER2013 PrivateTest comparison")

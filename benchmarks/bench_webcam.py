@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from common import WOLFGANG, machine
 
-from emotrace.outputs.annotate import VideoWriter
 from emotrace.apps.webcam import EmotionRecognizer, run_live
+from emotrace.outputs.annotate import VideoWriter
 
 
 def make_640x480(out: Path, frames: int) -> Path:
@@ -57,7 +57,8 @@ def main() -> None:
                 stats = _loop_without_display(rec, source)
             lat = np.array(stats.latencies)
             print(f"{label}: {stats.frames / stats.wall:.1f} frames/s; processing per frame "
-                  f"median {np.median(lat) * 1e3:.1f} ms, p99 {np.percentile(lat, 99) * 1e3:.1f} ms, "
+                  f"median {np.median(lat) * 1e3:.1f} ms, "
+                  f"p99 {np.percentile(lat, 99) * 1e3:.1f} ms, "
                   f"max {lat.max() * 1e3:.1f} ms")
 
 

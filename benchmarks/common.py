@@ -13,4 +13,5 @@ WOLFGANG = SHARED / "data" / "video" / "pyfeat" / "WolfgangLanger_Pexels.mp4"
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")

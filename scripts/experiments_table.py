@@ -26,7 +26,8 @@ def main(paths: list[str]) -> None:
         print(f"| {c['name']} | {c['model']['input_size']} | {c['model']['head']} | "
               f"{c['train']['targets']} | {'on' if c['augment']['enabled'] else 'off'} | "
               f"{'frozen' if c['model']['freeze_backbone'] else 'fine-tuned'} | {len(h)} | "
-              f"{max(r['valid_accuracy'] for r in h):.4f} | {test.get('accuracy', float('nan')):.4f} | "
+              f"{max(r['valid_accuracy'] for r in h):.4f} | "
+              f"{test.get('accuracy', float('nan')):.4f} | "
               f"{test.get('macro_f1', float('nan')):.4f} | {test.get('ece', float('nan')):.4f} | "
               f"{sum(r['seconds'] for r in h) / len(h):.0f} |")
 

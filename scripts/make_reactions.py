@@ -30,7 +30,8 @@ import av
 import cv2
 import numpy as np
 
-SHARED = Path(os.environ.get("EMOTRACE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+SHARED = Path(os.environ.get("EMOTRACE_SHARED",
+                             Path(__file__).resolve().parents[1].parent / "shared"))
 STYLETALK = SHARED / "data" / "video" / "styletalk"
 NO_FACE = SHARED / "data" / "video" / "pyfeat" / "no_face.mp4"
 EMOTION_START, EMOTION_END = 6.0, 11.0
@@ -67,7 +68,8 @@ def _frames(path: Path) -> tuple[list[np.ndarray], float]:
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         fps = float(stream.average_rate)
-        frames = [cv2.resize(f.to_ndarray(format="bgr24"), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        frames = [cv2.resize(f.to_ndarray(format="bgr24"), (SIZE, SIZE),
+                             interpolation=cv2.INTER_AREA)
                   for f in c.decode(stream)]
     return frames, fps
 

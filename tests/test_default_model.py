@@ -36,7 +36,8 @@ def test_fer2013_model_reproduces_its_card(tmp_path):
     # docs/models/emotrace-fer2013.md: `emotrace eval emotrace-fer2013 --data fer2013-private
     # --limit 500` -> 500 faces, accuracy 0.6680 (334/500); bundled and verified like the default.
     card = models.get_card("emotrace-fer2013")
-    assert card.bundled and card.labels == ("anger", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    assert card.bundled
+    assert card.labels == ("anger", "disgust", "fear", "happy", "sad", "surprise", "neutral")
     assert models.sha256_of(models.resolve(card.name)) == card.sha256
     result = CliRunner().invoke(app, ["eval", "emotrace-fer2013", "--data", "fer2013-private",
                                       "--limit", "500", "-o", str(tmp_path)])

@@ -47,7 +47,8 @@ def test_cli_images_rows_per_face_and_bad_file(image_dir, tmp_path):
     df = pd.read_csv(out)
     counts = df.groupby("source")["face"].apply(lambda s: int((s >= 0).sum()))
     by_name = {k.rsplit("/", 1)[-1]: v for k, v in counts.items()}
-    assert by_name == {"single_face.jpg": 1, "multi_face.jpg": 5, "0-f1-su-ph.jpg": 1, "blank.png": 0}
+    assert by_name == {"single_face.jpg": 1, "multi_face.jpg": 5, "0-f1-su-ph.jpg": 1,
+                       "blank.png": 0}
     assert df.loc[df["source"].str.endswith("blank.png"), "emotion"].isna().all()
 
 

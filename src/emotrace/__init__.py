@@ -27,7 +27,10 @@ _LAZY = {
     "InputError": "emotrace.errors",
     "ModelError": "emotrace.errors",
 }
-__all__ = [*sorted(_LAZY), "__version__"]
+__all__ = [
+    "Analyzer", "Detections", "EmotraceError", "Emotions", "FrameAnalysis", "ImageAnalysis",
+    "InputError", "ModelError", "VideoAnalysis", "__version__",
+]
 
 if TYPE_CHECKING:
     from emotrace.errors import EmotraceError, InputError, ModelError

@@ -243,7 +243,8 @@ def table_tracks(df: pd.DataFrame) -> Iterator[tuple[tuple[str, int], pd.DataFra
         yield (str(source), int(track)), rows.sort_values("timestamp", kind="stable")
 
 
-def frames_to_pandas(source: str, frames: list[FrameAnalysis], labels: tuple[str, ...]) -> pd.DataFrame:
+def frames_to_pandas(source: str, frames: list[FrameAnalysis],
+                     labels: tuple[str, ...]) -> pd.DataFrame:
     """The per-face table: one row per face, one row (face = -1) for a frame without one.
 
     Column groups: identity (source, frame, timestamp, face, track_id), `BOX_COLUMNS`,

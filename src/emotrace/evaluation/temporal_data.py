@@ -26,7 +26,8 @@ import numpy as np
 from emotrace.errors import InputError
 
 ABAW_EXPR = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise", "Other")
-ABAW_AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26")
+ABAW_AUS = ("AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25",
+            "AU26")
 
 
 def _lines(path: str | Path) -> tuple[str, list[str]]:
@@ -129,6 +130,7 @@ def au_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     for j in range(y_true.shape[1]):
         keep = y_true[:, j] >= 0
         t, p = y_true[keep, j], y_pred[keep, j]
-        tp, fp, fn = np.sum((t == 1) & (p == 1)), np.sum((t == 0) & (p == 1)), np.sum((t == 1) & (p == 0))
+        tp = np.sum((t == 1) & (p == 1))
+        fp, fn = np.sum((t == 0) & (p == 1)), np.sum((t == 1) & (p == 0))
         scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
     return float(np.mean(scores))

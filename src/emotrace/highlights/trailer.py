@@ -16,8 +16,8 @@ import av
 import numpy as np
 
 from emotrace.errors import InputError
-from emotrace.outputs.files import atomic_write
 from emotrace.media.decode import probe
+from emotrace.outputs.files import atomic_write
 
 
 def ffmpeg_exe() -> str:

@@ -73,7 +73,8 @@ def audio_features(path: str | Path, window: float = 1.0) -> AudioFeatures:
     names = tuple(smile.feature_names)
     signal = read_audio(path)
     if signal is None:
-        return AudioFeatures(str(path), False, np.zeros(0), np.zeros((0, len(names)), np.float32), names)
+        return AudioFeatures(str(path), False, np.zeros(0),
+                             np.zeros((0, len(names)), np.float32), names)
     step = int(window * RATE)
     starts, rows = [], []
     for i in range(0, max(len(signal) - step // 2, 0), step):  # a last window under half is dropped

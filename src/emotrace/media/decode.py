@@ -151,7 +151,8 @@ class FrameReader:
         # stream whose last frame comes well before the header's duration was cut short.
         info = self.info
         period = 1.0 / info.fps if info.fps else 0.1
-        if info.duration and self.last_timestamp < info.duration - max(3 * period, 0.02 * info.duration):
+        tolerance = max(3 * period, 0.02 * info.duration)
+        if info.duration and self.last_timestamp < info.duration - tolerance:
             raise InputError(
                 self.path,
                 f"truncated: decoded {self.frames_decoded} of about {info.n_frames} frames "

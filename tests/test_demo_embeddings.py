@@ -16,6 +16,7 @@ APP = Path(__file__).resolve().parents[1] / "src" / "emotrace" / "apps" / "demo"
 OTHER = "mobilefacenet-rafdb"  # an embedder other than the sidebar's default
 
 
+@pytest.mark.slow
 def test_pair_cosines_are_those_of_eval_embedding():
     model, n, seed = models.DEFAULT_CLASSIFIER, 200, 3
     pairs = e.ferplus_pair_cosines(e.Embedder.load(model).faces, n=n, seed=seed)
@@ -37,6 +38,7 @@ def other_index(tmp_path_factory, pyfeat_dir, styletalk_dir):
     return db
 
 
+@pytest.mark.slow
 def test_the_demo_searches_an_index_with_its_own_embedder(other_index, pyfeat_dir):
     """Bug 2: the query was embedded with the sidebar's model whatever built the index."""
     from emotrace.fragments import search

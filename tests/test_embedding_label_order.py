@@ -40,6 +40,7 @@ def report(styletalk_dir, tmp_path_factory):
                               videos=videos)
 
 
+@pytest.mark.slow
 def test_knn_and_probe_on_fer2013_are_near_the_classifier(report):
     classifier = evaluate(MODEL, "fer2013-private", limit=300)["accuracy"]  # same 300 faces
     assert report["n"] == 300

@@ -99,6 +99,7 @@ def _labels(recognizer: EmotionRecognizer, frames) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_smoothing_lowers_label_flips_on_a_real_face(wolfgang):
     raw = _labels(EmotionRecognizer(smoothing=0), wolfgang)
     smooth = _labels(EmotionRecognizer(smoothing=0.5), wolfgang)

@@ -127,6 +127,7 @@ def test_trailer_lasts_the_sum_of_the_moments(five, tmp_path, content):
     assert html.count("data:image/png;base64,") >= 3 and "data:image/jpeg;base64," in html
 
 
+@pytest.mark.slow
 def test_writing_leaves_the_result_unchanged(five, tmp_path, content):
     # moments off the content's frame grid, so that writing with content has to snap them
     off_grid = [replace(m, start=m.start + 0.013, end=m.end - 0.017) for m in five.moments]

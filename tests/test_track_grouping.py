@@ -34,6 +34,7 @@ def _flips_and_seconds(df: pd.DataFrame) -> tuple[int, float]:
     return int((labels[1:] != labels[:-1]).sum()), float(np.ptp(rows["timestamp"]))
 
 
+@pytest.mark.slow
 def test_flip_rate_counts_each_video_on_its_own(two_videos):
     tables, _ = two_videos
     both = pd.concat(tables, ignore_index=True)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from emotrace.outputs.files import atomic_write, write_json
+from emotrace.train.run import BestEpoch
 
 
 def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -69,7 +70,8 @@ def make_split(labels: np.ndarray, seed: int = 0) -> np.ndarray:
 class MLPProbe(nn.Module):
     """Three linear layers: (N, D) -> (N, n_classes) logits."""
 
-    def __init__(self, in_dim: int, n_classes: int, hidden: int = 256, dropout: float = 0.2) -> None:
+    def __init__(self, in_dim: int, n_classes: int, hidden: int = 256,
+                 dropout: float = 0.2) -> None:
         super().__init__()
         if in_dim < 1 or n_classes < 2:
             raise ValueError(f"need in_dim >= 1 and n_classes >= 2, got {in_dim}, {n_classes}")
@@ -95,7 +97,8 @@ def train_mlp(x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_classes: int
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     xt, yt = torch.from_numpy(x["train"]), torch.from_numpy(y["train"])
     loss_fn = nn.CrossEntropyLoss()
-    history, best, best_state, stale = [], -1.0, None, 0
+    history: list[dict] = []
+    best = BestEpoch(patience)
     for epoch in range(epochs):
         net.train()
         perm = torch.randperm(len(xt))
@@ -117,13 +120,9 @@ def train_mlp(x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_classes: int
                 for k, v in _scores(y[split], logits.argmax(1).numpy()).items():
                     row[f"{split}_{k}"] = v
         history.append(row)
-        if row["valid_macro_f1"] > best:
-            best, best_state, stale = row["valid_macro_f1"], {k: v.clone() for k, v in net.state_dict().items()}, 0
-        else:
-            stale += 1
-            if stale >= patience:
-                break
-    net.load_state_dict(best_state)
+        if best.update(row["valid_macro_f1"], net, epoch + 1):
+            break
+    best.restore(net)
     return net.eval(), history
 
 
@@ -149,7 +148,8 @@ def plot_curves(history: list[dict], path: Path, title: str) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
     for ax, (name, cols) in zip(axes, [("loss", ["train_loss", "valid_loss"]),
                                        ("accuracy", ["train_accuracy", "valid_accuracy"]),
-                                       ("macro-F1", ["train_macro_f1", "valid_macro_f1"])]):
+                                       ("macro-F1", ["train_macro_f1", "valid_macro_f1"])],
+                                      strict=True):
         for col in cols:
             ax.plot(h["epoch"], h[col], label=col.split("_")[0])
         ax.set_title(name, fontsize=10)
@@ -192,8 +192,8 @@ def run_probe(path: str | Path, outdir: str | Path, epochs: int = 60, seed: int 
 def embeddings_from_faces(model: str, out: str | Path, limit: int | None = None) -> Path:
     """A probe table (.npz) of `model`'s embeddings of FER+ train/valid/test (majority labels)."""
     from emotrace.evaluation.datasets import ferplus
-    from emotrace.faces.embed import FaceEmbedder
     from emotrace.evaluation.embedding import face_embeddings
+    from emotrace.faces.embed import FaceEmbedder
 
     embedder = FaceEmbedder(model)
     parts = []
@@ -206,5 +206,6 @@ def embeddings_from_faces(model: str, out: str | Path, limit: int | None = None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, embeddings=np.concatenate([p[0] for p in parts]),
-             labels=np.concatenate([p[1] for p in parts]), split=np.concatenate([p[2] for p in parts]))
+             labels=np.concatenate([p[1] for p in parts]),
+             split=np.concatenate([p[2] for p in parts]))
     return out

@@ -1,6 +1,7 @@
 """The trainers' shared skeleton: best-epoch bookkeeping, seeded temporal pairs, run folder."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +72,19 @@ def test_start_run_writes_one_yaml_config_and_seeds(tmp_path):
     assert choose_device("cpu").type == "cpu"
     with pytest.raises(ValueError, match="train.device"):
         choose_device("tpu")
+
+
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_every_config_loads_with_the_defaults_of_the_task_its_folder_names(path):
+    """configs/<task>/... feeds `emotrace train <task>`: every key is one that trainer reads."""
+    import importlib
+
+    from emotrace.train.config import load_config
+
+    task = path.relative_to(Path(__file__).parents[2] / "configs").parts[0]
+    module = importlib.import_module(f"emotrace.train.{task}")
+    cfg = load_config(path, [], module.DEFAULTS)
+    assert cfg["name"] and cfg["name"] != module.DEFAULTS["name"]

@@ -9,8 +9,8 @@ import yaml
 
 torch = pytest.importorskip("torch")
 
-from emotrace.train.run import BestEpoch, choose_device, start_run
-from emotrace.train.samplers import window_pairs
+from emotrace.train.run import BestEpoch, choose_device, start_run  # noqa: E402
+from emotrace.train.samplers import window_pairs  # noqa: E402
 
 
 def _net(value: float) -> torch.nn.Module:

@@ -1,4 +1,5 @@
-"""Training service: the PyTorch port equals ONNX; training, resume and export work on real faces."""
+"""Training service: the PyTorch port equals ONNX; training, resume and export work on real
+faces."""
 
 import json
 
@@ -8,14 +9,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import MODELS
+from conftest import MODELS  # noqa: E402
 
-from emotrace.evaluation.datasets import ferplus
-from emotrace.train.config import load_config
-from emotrace.train.export import export_onnx
-from emotrace.train.classifier import DEFAULTS, build_net, train_classifier
-from emotrace.train.nets import EmotionNet, load_onnx_weights
-from emotrace.train.transforms import EvalTransform
+from emotrace.evaluation.datasets import ferplus  # noqa: E402
+from emotrace.train.classifier import DEFAULTS, build_net, train_classifier  # noqa: E402
+from emotrace.train.config import load_config  # noqa: E402
+from emotrace.train.export import export_onnx  # noqa: E402
+from emotrace.train.nets import EmotionNet, load_onnx_weights  # noqa: E402
+from emotrace.train.transforms import EvalTransform  # noqa: E402
 
 BASE = MODELS / "facial_expression_recognition_mobilefacenet_fp32_embedding.onnx"
 
@@ -126,7 +127,8 @@ def test_eval_cli_on_an_exported_model(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(path), "--data", "ferplus-test", "--limit", "200",
                                       "-o", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
-    assert "accuracy" in result.output and "(200 faces" not in result.output  # unlabeled rows dropped
+    # unlabeled rows dropped
+    assert "accuracy" in result.output and "(200 faces" not in result.output
     report = json.loads((tmp_path / "ev" / "m_ferplus-test.json").read_text())
     # Untrained at 48 px, but started from the RAF-DB weights: well above chance (1/8).
     assert report["n"] <= 200 and 0.2 < report["accuracy"] <= 1

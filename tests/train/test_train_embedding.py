@@ -9,10 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_metric_learning")
 
-from emotrace.faces.embed import FaceEmbedder
-from emotrace.evaluation.embedding import evaluate_embedding
-from emotrace.train.config import load_config
-from emotrace.train.embedding import (
+from emotrace.evaluation.embedding import evaluate_embedding  # noqa: E402
+from emotrace.faces.embed import FaceEmbedder  # noqa: E402
+from emotrace.train.config import load_config  # noqa: E402
+from emotrace.train.embedding import (  # noqa: E402
     DEFAULTS,
     LOSSES,
     HardNegativeClassSampler,
@@ -66,7 +66,8 @@ def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     assert len(history) == 2 and history[1]["loss"] < history[0]["loss"]
     assert 0.5 < results["base_valid"]["valid_auc"] < 1 and 0.5 < history[-1]["valid_auc"] < 1
     run = tmp_path / "tiny"
-    assert {"head.onnx", "head.pt", "metrics.json", "config.yaml"} <= {p.name for p in run.iterdir()}
+    files = {p.name for p in run.iterdir()}
+    assert {"head.onnx", "head.pt", "metrics.json", "config.yaml"} <= files
     assert 250 < json.loads((run / "metrics.json").read_text())["test"]["n"] <= 300  # labelled ones
     # the ONNX head (run by FaceEmbedder, no torch) equals the PyTorch head
     saved = torch.load(run / "head.pt", weights_only=False)
@@ -114,7 +115,8 @@ def test_exported_model_reloads_into_pytorch():
     x = EvalTransform(64)(ferplus("test").images[:32])  # real faces, the same input for both
     with torch.no_grad():
         out = net.eval()(x)
-    probs, va, emb = ort.InferenceSession(str(path)).run(["probs", "va", "embedding"], {"data": x.numpy()})
+    probs, va, emb = ort.InferenceSession(str(path)).run(["probs", "va", "embedding"],
+                                                         {"data": x.numpy()})
     assert labels == models.get_card("emotrace-ferplus8").labels
     assert np.abs(torch.softmax(out["logits"], 1).numpy() - probs).max() < 1e-4
     assert np.abs(out["va"].numpy() - va).max() < 1e-4
@@ -186,7 +188,8 @@ def test_hellinger_head_embeds_emotion_distributions(features):
     happy and a sad one."""
     x, x2, y = features
     soft = vote_targets("train", 768)
-    assert soft.shape == (768, 8) and np.allclose(soft.sum(1), 1) and (soft.argmax(1) == y).mean() > 0.9
+    assert soft.shape == (768, 8) and np.allclose(soft.sum(1), 1)
+    assert (soft.argmax(1) == y).mean() > 0.9
     torch.manual_seed(0)
     head = HellingerHead(x.shape[1], 128, 8, dropout=0.3)
     loss_fn = build_loss({**DEFAULTS["loss"], "name": "hellinger"})

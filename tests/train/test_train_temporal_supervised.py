@@ -15,22 +15,23 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import STYLETALK
-from typer.testing import CliRunner
+from conftest import STYLETALK  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
-from emotrace.faces.detect import YuNetDetector
-from emotrace.labels import VA_POINTS
-from emotrace.evaluation.temporal_data import ABAW_AUS, ABAW_EXPR, au_f1, read_abaw_au
-from emotrace.train.config import load_config
-from emotrace.train.temporal import DEFAULTS, train_temporal
-from emotrace.media.decode import FrameReader
+from emotrace.evaluation.temporal_data import ABAW_AUS, ABAW_EXPR, au_f1, read_abaw_au  # noqa: E402
+from emotrace.faces.detect import YuNetDetector  # noqa: E402
+from emotrace.labels import VA_POINTS  # noqa: E402
+from emotrace.media.decode import FrameReader  # noqa: E402
+from emotrace.train.config import load_config  # noqa: E402
+from emotrace.train.temporal import DEFAULTS, train_temporal  # noqa: E402
 
 TRAIN = {"happyenglish_clip2": "happy", "sad_emotion_clip1": "sad", "furious_talk1_clip2": "anger",
          "sadfather_clip1": "sad", "furious_talk2_clip6": "anger"}
 VALID = {"happyenglish_clip1": "happy", "sadgirl_clip1": "sad", "furious_talk1_clip1": "anger",
          "vscodehappy_clip1": "happy"}
 EXPR = {"happy": "Happiness", "sad": "Sadness", "anger": "Anger"}
-AUS = {"happy": {"AU6", "AU12", "AU25"}, "sad": {"AU1", "AU4", "AU15"}, "anger": {"AU4", "AU7", "AU23"}}
+AUS = {"happy": {"AU6", "AU12", "AU25"}, "sad": {"AU1", "AU4", "AU15"},
+       "anger": {"AU4", "AU7", "AU23"}}
 
 
 def face_crops(video: str) -> list[np.ndarray]:
@@ -43,7 +44,8 @@ def face_crops(video: str) -> list[np.ndarray]:
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             m = cv2.getAffineTransform(
                 np.float32([[cx - side / 2, cy - side / 2], [cx + side / 2, cy - side / 2],
-                            [cx - side / 2, cy + side / 2]]), np.float32([[0, 0], [112, 0], [0, 112]]))
+                            [cx - side / 2, cy + side / 2]]),
+                np.float32([[0, 0], [112, 0], [0, 112]]))
             out.append(cv2.warpAffine(frame.image, m, (112, 112)))
     return out
 
@@ -92,7 +94,8 @@ def test_abaw_expr_and_va(datasets, tmp_path):
     assert expr["train_sequences"] == 5 and expr["validation_sequences"] == 4
     # the clips' emotions are told apart on videos never trained on (3 classes present)
     assert expr["validation"]["macro_f1"] > 0.6, expr["validation"]
-    assert (tmp_path / "expr" / "temporal.pt").is_file() and (tmp_path / "expr" / "metrics.json").is_file()
+    run = tmp_path / "expr"
+    assert (run / "temporal.pt").is_file() and (run / "metrics.json").is_file()
     va = train_temporal(_config(tmp_path, "name=va", "data.format=abaw", f"data.root={abaw}",
                                 "data.task=va", "model.kind=gru"), progress=False)
     # the challenge score: mean CCC of valence and arousal (0.65 when written)
@@ -120,7 +123,8 @@ def test_abaw_au_and_afew_va_through_the_cli(datasets, tmp_path):
     assert "afew-va va: validation ccc_valence" in run.output
     metrics = json.loads((tmp_path / "afew" / "metrics.json").read_text())
     assert metrics["validation_sequences"] == 3 and metrics["validation"]["ccc_valence"] > 0.3
-    bad = CliRunner().invoke(app, ["train", "temporal", "data.format=abaw", f"data.root={tmp_path}/none",
+    bad = CliRunner().invoke(app, ["train", "temporal", "data.format=abaw",
+                                   f"data.root={tmp_path}/none",
                                    f"output_dir={tmp_path}", "-q"])
     assert bad.exit_code == 2 and "no such folder" in bad.output
 

@@ -80,8 +80,10 @@ DEFAULTS: dict[str, Any] = {
     "temporal": {"videos": None, "window_s": 1.0, "weight": 0.5},  # folder of videos or null
     # sampler: m-per-class (every class in every batch) | hard-negative (confusable classes)
     # | random (plain shuffling: the hellinger head learns the data's own class frequencies)
+    # device: cpu | cuda | mps | auto, for mode finetune (the frozen head trains on the CPU)
     "train": {"epochs": 20, "batch_size": 256, "m_per_class": 32, "lr": 1e-3,
-              "weight_decay": 1e-4, "patience": 4, "threads": 0, "sampler": "m-per-class"},
+              "weight_decay": 1e-4, "patience": 4, "threads": 0, "sampler": "m-per-class",
+              "device": "cpu"},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-embedding"},
 }
 LOSSES = ("supcon", "ntxent", "triplet", "vicreg", "arcface", "hellinger")

@@ -36,7 +36,7 @@ from emotrace.train.embedding import ProjectionHead, build_loss, report_run, val
 from emotrace.train.export import export_onnx
 from emotrace.train.losses import EmotionNetLoss
 from emotrace.train.nets import EmotionNet, load_exported
-from emotrace.train.run import BestEpoch, record_epoch, start_run, tracked
+from emotrace.train.run import BestEpoch, choose_device, record_epoch, start_run, tracked
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
 
 
@@ -74,10 +74,12 @@ def embed_faces(net: ProjectedEmotionNet, faces: FaceSet, tf: EvalTransform,
                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(projected embeddings (N, out), class probabilities (N, K)) in one pass."""
     net.eval()
-    outs = [net(tf(faces.images[i:i + batch_size])) for i in range(0, len(faces), batch_size)]
+    device = next(net.parameters()).device
+    outs = [net(tf(faces.images[i:i + batch_size]).to(device))
+            for i in range(0, len(faces), batch_size)]
     net.train()
-    return (torch.cat([o["embedding"] for o in outs]).numpy(),
-            torch.cat([torch.softmax(o["logits"], 1) for o in outs]).numpy())
+    return (torch.cat([o["embedding"] for o in outs]).cpu().numpy(),
+            torch.cat([torch.softmax(o["logits"], 1) for o in outs]).cpu().numpy())
 
 
 def load_faces(cfg: dict) -> tuple[FaceSet, FaceSet]:
@@ -113,10 +115,11 @@ def train_epoch(cfg: dict, net: ProjectedEmotionNet, train: FaceSet, tf: TrainTr
     bar = tqdm(order, desc=desc, disable=not progress, unit="step")
     for b in bar:
         batch = train.take(b)
-        out = net(tf(batch.images))
-        emb_loss = emb_loss_fn(out["embedding"], torch.from_numpy(batch.labels))
+        device = next(net.parameters()).device
+        out = net(tf(batch.images).to(device))
+        emb_loss = emb_loss_fn(out["embedding"], torch.from_numpy(batch.labels).to(device))
         # the class and VA heads keep what they know while the embedding reshapes the features
-        cls_loss = cls_loss_fn(out, torch.from_numpy(batch.soft))
+        cls_loss = cls_loss_fn(out, torch.from_numpy(batch.soft).to(device))
         loss = emb_loss + cfg["finetune"]["ce_weight"] * cls_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -137,6 +140,8 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
 
     # 1. network and data
     net, labels = build_net(cfg)
+    device = choose_device(t["device"])
+    net = net.to(device)
     size = net.backbone.input_size
     train, valid = load_faces(cfg)
     augment = {**f["augment"], "crop_scale": tuple(f["augment"]["crop_scale"])}
@@ -145,7 +150,8 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
     # 2. losses, optimiser, sampler (every batch has positives)
     emb_loss = build_loss({**cfg["loss"], "num_classes": len(labels),
                            "embedding_size": cfg["head"]["out"]})
-    cls_loss = EmotionNetLoss(torch.from_numpy(va_points(labels)))
+    emb_loss = emb_loss.to(device)
+    cls_loss = EmotionNetLoss(torch.from_numpy(va_points(labels))).to(device)
     sampler = MPerClassSampler(train.labels, m=t["m_per_class"], batch_size=t["batch_size"],
                                length_before_new_iter=len(train))
     steps = len(train) // t["batch_size"]

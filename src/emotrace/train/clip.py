@@ -55,7 +55,7 @@ class ClipPooler(nn.Module):
         if kind == "attention":
             self.score = nn.Sequential(nn.Tanh(), nn.Linear(hidden, 1))
         elif kind == "gru":
-            self.seq = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+            self.seq: nn.Module = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
         elif kind == "tcn":
             self.seq = nn.Sequential(*[TCNBlock(hidden, d, 0.1) for d in (1, 2, 4)])
         self.out = nn.Linear(hidden, out)

@@ -150,6 +150,8 @@ def cached_features(backbone: FaceEmbedder, split: str, cache: Path, progress: b
 def vote_targets(split: str, limit: int | None = None) -> np.ndarray:
     """FER+ vote distributions (N, 8), in the order of `cached_features(split, limit)`."""
     faces = ferplus(split)
+    if faces.soft is None:
+        raise ValueError(f"FER+ {split} has no vote distributions")
     return faces.soft[np.flatnonzero(faces.labels >= 0)[:limit]].astype(np.float32)
 
 
@@ -206,6 +208,8 @@ def batch_loss(name: str, loss_fn: nn.Module, head: nn.Module, x: torch.Tensor,
     """One batch's loss: x (B, D0) features, x2 the mirrored view, y (B,) class labels (for
     `hellinger`: (B, K) vote distributions)."""
     if name == "hellinger":  # each face seen as itself or its mirror image, at random
+        if not isinstance(head, HellingerHead):
+            raise TypeError(f"loss hellinger needs a HellingerHead, got {type(head).__name__}")
         view = torch.where(torch.rand(len(x), 1) < 0.5, x, x2)
         return loss_fn(head.logits(view), y)
     if name == "vicreg":  # non-contrastive: the two views of each face, no labels

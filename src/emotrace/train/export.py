@@ -19,6 +19,8 @@ from emotrace.train.run import write_onnx
 
 
 class _Exported(nn.Module):
+    points: torch.Tensor
+
     def __init__(self, net: EmotionNet, labels: tuple[str, ...]) -> None:
         super().__init__()
         self.net = net

@@ -19,6 +19,8 @@ class SoftTargetCrossEntropy(nn.Module):
     distribution as for hard labels; `weight` (K,) weighs each class's term.
     """
 
+    weight: torch.Tensor
+
     def __init__(self, label_smoothing: float = 0.0, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -162,6 +164,8 @@ class EmotionNetLoss(nn.Module):
     `points` (K, 2), a proxy since no VA labels can be reached here; weighted by `va_weight`
     when the net has both heads.
     """
+
+    points: torch.Tensor
 
     def __init__(self, points: torch.Tensor, label_smoothing: float = 0.0,
                  class_weight: torch.Tensor | None = None, va_weight: float = 1.0) -> None:

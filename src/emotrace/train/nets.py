@@ -167,7 +167,7 @@ def load_exported(onnx_path: str | Path) -> tuple[EmotionNet, tuple[str, ...]]:
     from onnx import numpy_helper
 
     model = onnx.load(str(onnx_path))
-    meta = onnx_metadata(onnx_path)
+    meta = {p.key: p.value for p in model.metadata_props}
     if "emotrace_labels" not in meta:
         raise ValueError(f"{onnx_path}: not written by `emotrace train` (no emotrace metadata)")
     labels = tuple(meta["emotrace_labels"].split(","))

@@ -64,7 +64,11 @@ def start_run(cfg: dict) -> Path:
     run_dir = Path(cfg["output_dir"]) / cfg["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(cfg, sort_keys=False)
-    atomic_write(run_dir / "config.yaml", lambda p: p.write_text(text))
+
+    def write(path: Path) -> None:
+        path.write_text(text)
+
+    atomic_write(run_dir / "config.yaml", write)
     return run_dir
 
 

@@ -114,7 +114,7 @@ class TemporalHead(nn.Module):
         self.kind = kind
         self.proj = nn.Linear(in_dim, hidden)
         if kind == "gru":
-            self.seq = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+            self.seq: nn.Module = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
         else:
             self.seq = nn.Sequential(*[TCNBlock(hidden, d, dropout) for d in (1, 2, 4)])
         self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))

@@ -169,8 +169,8 @@ def train_epoch(cfg: dict, model: TemporalHead, train: list[dict], opt: torch.op
         mask = torch.from_numpy(labelled & real)
         if not mask.any():
             continue
-        y = torch.from_numpy(np.nan_to_num(y.astype(np.float32)))
-        loss = task_loss(task, model(torch.from_numpy(x)), y, mask)
+        target = torch.from_numpy(np.nan_to_num(y.astype(np.float32)))
+        loss = task_loss(task, model(torch.from_numpy(x)), target, mask)
         opt.zero_grad()
         loss.backward()
         opt.step()

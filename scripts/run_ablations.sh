@@ -2,7 +2,7 @@
 # Run the ablations of docs/experiments.md one after another (about 4 minutes each on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run() { .venv/bin/emotrace train classifier --config configs/ablations/base.yaml -q "name=$1" "${@:2}"; }
+run() { .venv/bin/emotrace train classifier --config configs/classifier/ablations/base.yaml -q "name=$1" "${@:2}"; }
 run abl_base
 run abl_noaug augment.enabled=false
 run abl_hard train.targets=hard

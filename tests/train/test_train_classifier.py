@@ -1,4 +1,5 @@
-"""Training service: the PyTorch port equals ONNX; training, resume and export work on real faces."""
+"""Training service: the PyTorch port equals ONNX; training, resume and export work on real
+faces."""
 
 import json
 
@@ -8,12 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from emotrace.evaluation.datasets import ferplus
-from emotrace.train.classifier import build_net, train_classifier
-from emotrace.train.config import load_config
-from emotrace.train.export import export_onnx
-from emotrace.train.nets import EmotionNet, load_onnx_weights
-from emotrace.train.transforms import EvalTransform
+from emotrace.evaluation.datasets import ferplus  # noqa: E402
+from emotrace.train.classifier import DEFAULTS, build_net, train_classifier  # noqa: E402
+from emotrace.train.config import load_config  # noqa: E402
+from emotrace.train.export import export_onnx  # noqa: E402
+from emotrace.train.nets import EmotionNet, load_onnx_weights  # noqa: E402
+from emotrace.train.transforms import EvalTransform  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +50,7 @@ def _cfg(tmp_path, **extra):
         "train.batch_size=64", "train.epochs=1", "train.threads=0", "model.input_size=48",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", "train.warmup_epochs=0",
     ] + [f"{k}={v}" for k, v in extra.items()]
-    return load_config(None, overrides)
+    return load_config(None, overrides, DEFAULTS)
 
 
 def _loss(net, faces, cfg):
@@ -67,7 +68,8 @@ def test_one_epoch_lowers_the_loss_and_resume_continues(tmp_path):
     subset = ferplus("train").take(np.arange(384))
     before = _loss(build_net(cfg, subset.names), subset, cfg)
     # One epoch, then stop as if interrupted: the run's last.pt holds epoch 1.
-    first = train_classifier(load_config(None, [*_overrides(cfg), "train.epochs=1"]), progress=False)
+    once = load_config(None, [*_overrides(cfg), "train.epochs=1"], DEFAULTS)
+    first = train_classifier(once, progress=False)
     assert len(first["history"]) == 1
     run = tmp_path / "tiny"
     net = build_net(cfg, subset.names)
@@ -112,10 +114,10 @@ def test_onnx_export_reloads_with_pytorch_outputs(tmp_path, faces, head):
 
 
 def test_config_overrides_and_unknown_keys(tmp_path):
-    cfg = load_config(None, ["train.lr=0.01", "model.head=va"])
+    cfg = load_config(None, ["train.lr=0.01", "model.head=va"], DEFAULTS)
     assert cfg["train"]["lr"] == 0.01 and cfg["model"]["head"] == "va"
     with pytest.raises(KeyError, match="unknown config key 'train.lrr'"):
-        load_config(None, ["train.lrr=1"])
+        load_config(None, ["train.lrr=1"], DEFAULTS)
 
 
 @pytest.mark.slow
@@ -148,3 +150,46 @@ def test_eval_cli_on_an_exported_model(tmp_path):
     # Untrained at 48 px, but started from the RAF-DB weights: above chance (1/8).
     assert right / labelled.sum() > 0.2
     assert (tmp_path / "ev" / "m_ferplus-test.confusion.png").exists()
+
+
+def test_sampler_weighs_faces_without_a_majority_by_their_votes():
+    """balance: sampler on real FER+ faces: a face whose votes tie (label -1, kept for its
+    soft target) is weighed by its votes, not as class 0 (neutral)."""
+    from emotrace.train.classifier import sampling_weights
+
+    faces = ferplus("train").take(np.arange(4000))
+    unlabelled = faces.labels < 0
+    assert unlabelled.sum() > 20
+    counts = np.bincount(faces.labels[~unlabelled], minlength=len(faces.names))
+    inverse = 1 / np.maximum(counts, 1)
+    u = np.where(unlabelled, faces.soft @ inverse, inverse[faces.labels.clip(0)])
+    p = sampling_weights(faces)
+    assert np.allclose(p, u / u.sum(), rtol=1e-6)
+    # neutral is FER+'s largest class: weighing tied faces as neutral made them rare draws
+    assert p[unlabelled].mean() > 2 * inverse[0] / u.sum()
+    # every class's labelled faces hold the same probability mass
+    mass = np.bincount(faces.labels[~unlabelled], p[~unlabelled], minlength=len(counts))
+    assert np.allclose(mass[counts > 0], mass[counts > 0].mean(), rtol=1e-6)
+
+
+def test_no_epoch_gives_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="no epoch gave a finite validation score"):
+        train_classifier(_cfg(tmp_path, **{"train.epochs": 0}), progress=False)
+
+
+def test_init_from_an_emotrace_export_keeps_its_class_and_va_heads(faces):
+    """init: emotrace-ferplus8 (two Gemm layers: classes and VA) starts the multitask net as
+    that model: the same probabilities and valence/arousal on real faces."""
+    from emotrace import models
+    from emotrace.train.nets import load_exported
+
+    cfg = _cfg(None, **{"model.init": "emotrace-ferplus8", "model.head": "multitask",
+                        "model.input_size": 64})
+    labels = models.get_card("emotrace-ferplus8").labels
+    net = build_net(cfg, labels).eval()
+    source, _ = load_exported(models.resolve("emotrace-ferplus8"))
+    x = EvalTransform(64)(faces)
+    with torch.no_grad():
+        got, want = net(x), source.eval()(x)
+    assert np.abs(got["va"].numpy() - want["va"].numpy()).max() < 1e-5
+    assert np.abs(got["logits"].numpy() - want["logits"].numpy()).max() < 1e-4

@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_metric_learning")
 
 
-from emotrace.train.clip import DEFAULTS, KINDS, ClipPooler, train_clip
-from emotrace.train.config import load_config
+from emotrace.train.clip import DEFAULTS, KINDS, ClipPooler, train_clip  # noqa: E402
+from emotrace.train.config import load_config  # noqa: E402
 
 
 def test_poolers():
@@ -31,7 +31,8 @@ def test_tcn_pooler_on_real_windows(tmp_path, styletalk_dir):
         shutil.copy(styletalk_dir / "style_clips" / name, videos / name)
     cfg = load_config(None, ["name=tcn", f"output_dir={tmp_path}", f"data.videos={videos}",
                              "model.kind=tcn", "data.heldout_every=2", "data.window=10",
-                             "train.epochs=4", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], DEFAULTS)
+                             "train.epochs=4", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"],
+                      DEFAULTS)
     r = train_clip(cfg, progress=False)
     assert r["train_windows"] > 50 and r["heldout_windows"] > 10
     assert 0.5 < r["heldout_auc"] <= 1 and len(r["history"]) == 4
@@ -61,7 +62,8 @@ def test_index_with_a_clip_pooler(tmp_path, styletalk_dir):
     torch.manual_seed(0)
     path = export_pooler(ClipPooler("attention", 512, 64, 32), 512, "emotrace-ferplus8", 10, 10.0,
                          tmp_path / "clip.onnx")
-    happy, sad = (styletalk_dir / "style_clips" / n for n in ("happyenglish_clip1.mp4", "sadgirl_clip1.mp4"))
+    happy, sad = (styletalk_dir / "style_clips" / n
+                  for n in ("happyenglish_clip1.mp4", "sadgirl_clip1.mp4"))
     added, failures = index_videos([happy, sad], tmp_path / "db", str(path), progress=False)
     table, meta = read_index(tmp_path / "db")
     assert not failures and meta == {"embedder": str(path), "window": 1.0, "fps": 10.0}

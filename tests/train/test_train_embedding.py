@@ -9,10 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pytorch_metric_learning")
 
-from emotrace.evaluation.embedding import evaluate_embedding
-from emotrace.faces.embed import FaceEmbedder
-from emotrace.train.config import load_config
-from emotrace.train.embedding import (
+from emotrace.evaluation.embedding import evaluate_embedding  # noqa: E402
+from emotrace.faces.embed import FaceEmbedder  # noqa: E402
+from emotrace.train.config import load_config  # noqa: E402
+from emotrace.train.embedding import (  # noqa: E402
     DEFAULTS,
     LOSSES,
     HardNegativeClassSampler,
@@ -41,19 +41,19 @@ def test_each_loss_learns_on_real_features(features, name):
     if name == "hellinger":  # an emotion-distribution head, trained on the vote distributions
         head, y = HellingerHead(x.shape[1], 128, 8), torch.from_numpy(vote_targets("train", 768))
     cfg = {**DEFAULTS["loss"], "name": name, "num_classes": 8, "embedding_size": 32}
-    loss_fn, miner = build_loss(cfg)
+    loss_fn = build_loss(cfg)
     opt = torch.optim.Adam(list(head.parameters()) + list(loss_fn.parameters()), lr=1e-3)
     batch = torch.arange(256)
     with torch.no_grad():
-        before = float(batch_loss(name, loss_fn, miner, head.eval(), x[batch], x2[batch], y[batch]))
+        before = float(batch_loss(name, loss_fn, head.eval(), x[batch], x2[batch], y[batch]))
     head.train()
     for _ in range(30):
-        loss = batch_loss(name, loss_fn, miner, head, x[batch], x2[batch], y[batch])
+        loss = batch_loss(name, loss_fn, head, x[batch], x2[batch], y[batch])
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        after = float(batch_loss(name, loss_fn, miner, head.eval(), x[batch], x2[batch], y[batch]))
+        after = float(batch_loss(name, loss_fn, head.eval(), x[batch], x2[batch], y[batch]))
     assert np.isfinite(after) and after < before, (name, before, after)
 
 
@@ -69,7 +69,8 @@ def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     assert len(history) == 2 and history[1]["loss"] < history[0]["loss"]
     assert 0.5 < results["base_valid"]["valid_auc"] < 1 and 0.5 < history[-1]["valid_auc"] < 1
     run = tmp_path / "tiny"
-    assert {"head.onnx", "head.pt", "metrics.json", "config.json"} <= {p.name for p in run.iterdir()}
+    files = {p.name for p in run.iterdir()}
+    assert {"head.onnx", "head.pt", "metrics.json", "config.yaml"} <= files
     assert 250 < json.loads((run / "metrics.json").read_text())["test"]["n"] <= 300  # labelled ones
     # the ONNX head (run by FaceEmbedder, no torch) equals the PyTorch head
     saved = torch.load(run / "head.pt", weights_only=False)
@@ -119,7 +120,8 @@ def test_exported_model_reloads_into_pytorch():
     x = EvalTransform(64)(ferplus("test").images[:32])  # real faces, the same input for both
     with torch.no_grad():
         out = net.eval()(x)
-    probs, va, emb = ort.InferenceSession(str(path)).run(["probs", "va", "embedding"], {"data": x.numpy()})
+    probs, va, emb = ort.InferenceSession(str(path)).run(["probs", "va", "embedding"],
+                                                         {"data": x.numpy()})
     assert labels == models.get_card("emotrace-ferplus8").labels
     assert np.abs(torch.softmax(out["logits"], 1).numpy() - probs).max() < 1e-4
     assert np.abs(out["va"].numpy() - va).max() < 1e-4
@@ -194,14 +196,15 @@ def test_hellinger_head_embeds_emotion_distributions(features):
     happy and a sad one."""
     x, x2, y = features
     soft = vote_targets("train", 768)
-    assert soft.shape == (768, 8) and np.allclose(soft.sum(1), 1) and (soft.argmax(1) == y).mean() > 0.9
+    assert soft.shape == (768, 8) and np.allclose(soft.sum(1), 1)
+    assert (soft.argmax(1) == y).mean() > 0.9
     torch.manual_seed(0)
     head = HellingerHead(x.shape[1], 128, 8, dropout=0.3)
-    loss_fn, _ = build_loss({**DEFAULTS["loss"], "name": "hellinger"})
+    loss_fn = build_loss({**DEFAULTS["loss"], "name": "hellinger"})
     opt = torch.optim.Adam(head.parameters(), lr=1e-3)
     tx, tx2, ts = map(torch.from_numpy, (x, x2, soft))
     for _ in range(60):
-        loss = batch_loss("hellinger", loss_fn, None, head, tx, tx2, ts)
+        loss = batch_loss("hellinger", loss_fn, head, tx, tx2, ts)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -212,3 +215,22 @@ def test_hellinger_head_embeds_emotion_distributions(features):
     assert (happy @ happy.T).mean() > (happy @ sad.T).mean() + 0.3
     with pytest.raises(ValueError, match="dropout"):
         HellingerHead(16, 8, 8, dropout=1.0)
+
+
+def test_a_run_with_temporal_positives_repeats_with_its_seed(tmp_path, styletalk_dir):
+    """Two runs with the same seed and real video tracks as temporal positives give the
+    same losses and scores (the pairs of video frames are drawn with the run's seed)."""
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(styletalk_dir / "style_clips" / "furious_talk2_clip1.mp4", videos)
+    runs = []
+    for name in ("a", "b"):
+        cfg = load_config(None, [
+            f"name={name}", f"output_dir={tmp_path}", "data.subset=512", "data.eval_subset=200",
+            "train.epochs=1", "train.batch_size=128", "train.m_per_class=16", "eval.limit=100",
+            "eval.train_sample=200", f"temporal.videos={videos}",
+            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], DEFAULTS)
+        runs.append(train_embedding(cfg, progress=False)["history"][0])
+    assert runs[0]["loss"] == runs[1]["loss"] and runs[0]["valid_auc"] == runs[1]["valid_auc"]

@@ -8,10 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner  # noqa: E402
 
-from emotrace.errors import InputError
-from emotrace.train.videomae import VideoMAEClipEmbedder, clip_table
+from emotrace.errors import InputError  # noqa: E402
+from emotrace.train.videomae import VideoMAEClipEmbedder, clip_table  # noqa: E402
 
 CLIPS = {"happyenglish_clip1.mp4": "happy", "vscodehappy_clip1.mp4": "happy",
          "sadgirl_clip1.mp4": "sad", "sad_emotion_clip1.mp4": "sad",

@@ -1,6 +1,6 @@
-"""Train the expression classifier: read it top to bottom.
+"""Train the expression classifier: read `train_classifier` top to bottom.
 
-    emotrace train classifier --config configs/ferplus_soft_aug.yaml train.epochs=3
+    emotrace train classifier --config configs/classifier/ferplus_multitask_64.yaml train.epochs=3
 
 Each run writes `<output_dir>/<name>/`: the resolved config, `last.pt` (for --resume),
 `best.pt`, `metrics.json` (valid and test), a confusion matrix PNG and `model.onnx`; the same
@@ -11,32 +11,113 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from tqdm.auto import tqdm
 
 from emotrace import models
 from emotrace.evaluation.datasets import FaceSet, load_named
-from emotrace.labels import canonical, va_points
 from emotrace.evaluation.metrics import classification_report, plot_confusion
-from emotrace.train.config import flatten, record_epoch
-from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss
-from emotrace.train.nets import EmotionNet, load_onnx_weights, onnx_class_head
+from emotrace.labels import canonical, va_points
+from emotrace.train.export import export_onnx
+from emotrace.train.losses import EmotionNetLoss
+from emotrace.train.nets import EmotionNet, load_onnx_weights, load_pretrained
+from emotrace.train.run import (
+    BestEpoch,
+    choose_device,
+    finish_run,
+    record_epoch,
+    start_run,
+    tracked,
+)
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
 
+DEFAULTS: dict[str, Any] = {
+    "name": "classifier",
+    "seed": 0,
+    "output_dir": "runs",
+    "data": {
+        "train": "ferplus-train",  # ferplus-{train,valid,test}, fer2013-{train,public,private}
+        "valid": "ferplus-valid",
+        "test": "ferplus-test",
+        "label_set": "ferplus8",  # ferplus8 | submission9 (FER+ sources only)
+        "subset": None,  # use only the first N training images (quick runs, tests)
+        "eval_subset": None,  # use only the first N valid / test images (quick runs, tests)
+    },
+    "model": {
+        "init": "mobilefacenet-rafdb",  # registry model that starts the net; null = random
+        "input_size": 64,
+        "head": "classes",  # classes | va | multitask
+        "freeze_backbone": False,
+        "dropout": 0.2,
+    },
+    "train": {
+        "epochs": 10,
+        "batch_size": 128,
+        "lr": 2e-3,
+        "backbone_lr_scale": 0.5,  # the pretrained backbone learns slower than the new head
+        "weight_decay": 0.05,
+        "warmup_epochs": 0.5,
+        "targets": "soft",  # soft (vote distribution) | hard (majority label)
+        "label_smoothing": 0.0,
+        "balance": "none",  # none | weights | sampler
+        "va_weight": 1.0,  # weight of the VA loss in the multitask head
+        "patience": 3,  # early stopping: epochs without a better valid score
+        "max_steps_per_epoch": None,
+        "threads": 0,  # torch threads; 0 = all cores
+        "device": "cpu",  # cpu | cuda | mps | auto
+    },
+    "augment": {
+        "enabled": True, "crop_scale": [0.8, 1.0], "flip": True, "rotation": 10.0,
+        "jitter": 0.3, "blur_p": 0.2, "erase_p": 0.25,
+    },
+    "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-classifier"},
+}
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+
+# -- 1. data ------------------------------------------------------------------------------------
+def load_data(cfg: dict) -> tuple[FaceSet, FaceSet]:
+    """(train, valid) faces in memory (FER+ train is 66 MB of 48x48 pixels)."""
+    d = cfg["data"]
+    train, valid = load_named(d["train"], d["label_set"]), load_named(d["valid"], d["label_set"])
+    if d["subset"]:
+        train = train.take(np.arange(min(d["subset"], len(train))))
+    if d["eval_subset"]:
+        valid = valid.take(np.arange(min(d["eval_subset"], len(valid))))
+    if cfg["train"]["targets"] == "hard" or train.soft is None:
+        train = train.take(np.flatnonzero(train.labels >= 0))  # hard targets need a label
+    return train, valid
 
 
+def targets(batch: FaceSet, soft: bool) -> torch.Tensor:
+    """(N, K) target distributions: the votes, or one-hot majority labels (zero rows for -1)."""
+    if soft and batch.soft is not None:
+        return torch.from_numpy(batch.soft)
+    hard = torch.from_numpy(batch.labels)
+    return F.one_hot(hard.clamp(min=0), len(batch.names)).float() * (hard >= 0)[:, None]
+
+
+def sampling_weights(faces: FaceSet) -> np.ndarray:
+    """(N,) probabilities that draw every class equally often (`balance: sampler`). A face
+    with a majority label weighs 1 / its class count; a face without one (label -1, kept for
+    its soft target) weighs its vote distribution's mean of 1 / class count."""
+    labelled = faces.labels >= 0
+    counts = np.bincount(faces.labels[labelled], minlength=len(faces.names))
+    inverse = 1.0 / np.maximum(counts, 1)
+    w = np.where(labelled, inverse[faces.labels.clip(0)], 0.0)
+    if not labelled.all():
+        if faces.soft is None:
+            raise ValueError("faces without a label need soft targets to be weighed")
+        w[~labelled] = faces.soft[~labelled] @ inverse
+    return w / w.sum()
+
+
+# -- 2. model -----------------------------------------------------------------------------------
 def build_net(cfg: dict, labels: tuple[str, ...]) -> EmotionNet:
     m = cfg["model"]
     head = m["head"]
@@ -45,21 +126,30 @@ def build_net(cfg: dict, labels: tuple[str, ...]) -> EmotionNet:
     net = EmotionNet(0 if head == "va" else len(labels), head != "classes", m["input_size"],
                      m["dropout"])
     if m["init"]:
-        card = models.get_card(m["init"])
-        load_onnx_weights(net, models.resolve(m["init"]), classifier=False)
-        if net.classifier is not None:
-            # Start the new class head from the old one where the classes are the same: the
-            # pretrained model already separates 7 of FER+'s 8 emotions.
-            w, b = onnx_class_head(models.resolve(m["init"]))
-            old = [canonical(n) for n in card.labels]
-            with torch.no_grad():
-                for i, name in enumerate(labels):
-                    if name in old:
-                        net.classifier.weight[i] = torch.from_numpy(w[old.index(name)])
-                        net.classifier.bias[i] = float(b[old.index(name)])
+        start_from(net, m["init"], labels)
     if m["freeze_backbone"]:
         net.backbone.requires_grad_(False)
     return net
+
+
+def start_from(net: EmotionNet, name: str, labels: tuple[str, ...]) -> None:
+    """Start `net` from the registry model `name`: its backbone (the global depthwise conv
+    resized to this input size), the class head's rows of the emotions both label sets have
+    (the pretrained model already separates 7 of FER+'s 8), and its valence/arousal head
+    when both nets have one."""
+    path = models.resolve(name)
+    load_onnx_weights(net, path, classifier=False)
+    source, source_labels = load_pretrained(path, models.get_card(name).labels)
+    old = [canonical(n) for n in source_labels]
+    with torch.no_grad():
+        if net.classifier is not None and source.classifier is not None:
+            for i, label in enumerate(labels):
+                if canonical(label) in old:
+                    j = old.index(canonical(label))
+                    net.classifier.weight[i] = source.classifier.weight[j]
+                    net.classifier.bias[i] = source.classifier.bias[j]
+        if net.va is not None and source.va is not None:
+            net.va.load_state_dict(source.va.state_dict())
 
 
 @torch.no_grad()
@@ -70,178 +160,165 @@ def predict(net: EmotionNet, faces: FaceSet, transform: EvalTransform, labels: t
     A VA-only net gets class probabilities from its distance to each emotion's VA point.
     """
     net.eval()
+    device = next(net.parameters()).device
     probs, vas = [], []
-    points = torch.from_numpy(va_points(labels))
+    points = torch.from_numpy(va_points(labels)).to(device)
     for start in range(0, len(faces), batch_size):
-        out = net(transform(faces.images[start : start + batch_size]))
+        out = net(transform(faces.images[start : start + batch_size]).to(device))
         if "logits" in out:
             probs.append(F.softmax(out["logits"], 1))
         else:
             probs.append(F.softmax(-torch.cdist(out["va"], points) ** 2 / 0.05, 1))
         if "va" in out:
             vas.append(out["va"])
-    return torch.cat(probs).numpy(), (torch.cat(vas).numpy() if vas else None)
+    return torch.cat(probs).cpu().numpy(), (torch.cat(vas).cpu().numpy() if vas else None)
 
 
-def _targets(batch: FaceSet, cfg: dict, n_classes: int) -> torch.Tensor:
-    if cfg["train"]["targets"] == "soft" and batch.soft is not None:
-        return torch.from_numpy(batch.soft)
-    hard = torch.from_numpy(batch.labels)
-    return F.one_hot(hard.clamp(min=0), n_classes).float() * (hard >= 0)[:, None]
-
-
-def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> dict:
-    t = cfg["train"]
-    seed_everything(cfg["seed"])
-    if t["threads"]:
-        torch.set_num_threads(t["threads"])
-    run_dir = Path(cfg["output_dir"]) / cfg["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-    # ---- data: in memory (FER+ train is 66 MB of 48x48 pixels) ----
-    label_set = cfg["data"]["label_set"]
-    train = load_named(cfg["data"]["train"], label_set)
-    valid = load_named(cfg["data"]["valid"], label_set)
-    if cfg["data"]["subset"]:
-        train = train.take(np.arange(min(cfg["data"]["subset"], len(train))))
-    n_eval = cfg["data"]["eval_subset"]
-    if n_eval:
-        valid = valid.take(np.arange(min(n_eval, len(valid))))
-    labels = train.names
-    k = len(labels)
-    if t["targets"] == "hard" or train.soft is None:
-        train = train.take(np.flatnonzero(train.labels >= 0))  # hard targets need a label
-
-    # ---- model, loss, optimiser ----
-    net = build_net(cfg, labels)
-    size = cfg["model"]["input_size"]
-    train_tf = TrainTransform(size, AugmentConfig(**{**cfg["augment"],
-                                                     "crop_scale": tuple(cfg["augment"]["crop_scale"])}))
-    eval_tf = EvalTransform(size)
-    counts = np.bincount(train.labels[train.labels >= 0], minlength=k).astype(np.float64)
+# -- 3. loss and optimiser ----------------------------------------------------------------------
+def build_loss(cfg: dict, train: FaceSet) -> EmotionNetLoss:
+    t, k = cfg["train"], len(train.names)
     class_weight = None
     if t["balance"] == "weights":  # inverse frequency, mean 1
+        counts = np.bincount(train.labels[train.labels >= 0], minlength=k).astype(np.float64)
         w = counts.sum() / np.maximum(counts, 1) / k
         class_weight = torch.tensor(w / w.mean(), dtype=torch.float32)
-    ce = SoftTargetCrossEntropy(t["label_smoothing"], class_weight)
-    va_loss = VARegressionLoss()
-    points = torch.from_numpy(va_points(labels))
+    return EmotionNetLoss(torch.from_numpy(va_points(train.names)), t["label_smoothing"],
+                          class_weight, t["va_weight"])
+
+
+def build_optimiser(cfg: dict, net: EmotionNet, steps_per_epoch: int
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW, the backbone at `backbone_lr_scale` x the heads' rate; linear warm-up, then
+    cosine decay to 0 over all steps."""
+    t = cfg["train"]
     backbone = [p for p in net.backbone.parameters() if p.requires_grad]
     heads = [p for n, p in net.named_parameters() if not n.startswith("backbone.")]
     opt = torch.optim.AdamW([{"params": backbone, "lr": t["lr"] * t["backbone_lr_scale"]},
                              {"params": heads, "lr": t["lr"]}], weight_decay=t["weight_decay"])
-    steps_per_epoch = math.ceil(len(train) / t["batch_size"])
-    if t["max_steps_per_epoch"]:
-        steps_per_epoch = min(steps_per_epoch, t["max_steps_per_epoch"])
     total, warmup = t["epochs"] * steps_per_epoch, int(t["warmup_epochs"] * steps_per_epoch)
 
-    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to 0
+    def lr_factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
 
-    # ---- resume ----
-    start_epoch, best, bad_epochs, history = 0, -1.0, 0, []
+
+# -- 4. loop ------------------------------------------------------------------------------------
+def epoch_order(cfg: dict, train: FaceSet) -> np.ndarray:
+    """This epoch's face order: shuffled, or drawn class-balanced (`balance: sampler`)."""
+    if cfg["train"]["balance"] == "sampler":
+        return np.random.choice(len(train), len(train), p=sampling_weights(train))
+    return np.random.permutation(len(train))
+
+
+def train_epoch(cfg: dict, net: EmotionNet, train: FaceSet, tf: TrainTransform,
+                loss_fn: EmotionNetLoss, opt: torch.optim.Optimizer,
+                sched: torch.optim.lr_scheduler.LambdaLR, steps: int, desc: str,
+                progress: bool) -> float:
+    """One epoch of `steps` batches; returns the mean loss."""
+    t = cfg["train"]
+    device = next(net.parameters()).device
+    net.train()
+    if cfg["model"]["freeze_backbone"]:
+        net.backbone.eval()
+    order = epoch_order(cfg, train)
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=desc, disable=not progress, unit="step")
+    for step in bar:
+        batch = train.take(order[step * t["batch_size"] : (step + 1) * t["batch_size"]])
+        loss = loss_fn(net(tf(batch.images).to(device)),
+                       targets(batch, t["targets"] == "soft").to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
+    bar.close()
+    return float(np.mean(losses)) if losses else math.nan
+
+
+# -- 5. test and export -------------------------------------------------------------------------
+def evaluate_and_export(cfg: dict, net: EmotionNet, valid: FaceSet, tf: EvalTransform,
+                    run_dir: Path, grey: bool) -> tuple[dict, list[Path]]:
+    """Valid and test reports of `net` (the best epoch), confusion PNGs and model.onnx."""
+    import mlflow
+
+    d, labels = cfg["data"], valid.names
+    results: dict[str, Any] = {}
+    files = []
+    for split in ("valid", "test"):
+        if not d[split]:
+            continue
+        faces = valid if split == "valid" else load_named(d[split], d["label_set"])
+        if d["eval_subset"] and split == "test":
+            faces = faces.take(np.arange(min(d["eval_subset"], len(faces))))
+        report = classification_report(predict(net, faces, tf, labels)[0], faces.labels, labels)
+        results[split] = report
+        mlflow.log_metrics({f"{split}_{m}": report[m] for m in ("accuracy", "macro_f1", "ece")})
+        files.append(plot_confusion(np.array(report["confusion"]), labels,
+                                    run_dir / f"confusion_{split}.png",
+                                    f"{cfg['name']} on {d[split]}: accuracy "
+                                    f"{report['accuracy']:.3f}"))
+    # FER faces are grey: the exported model says so
+    files.append(export_onnx(net, labels, run_dir / "model.onnx", crop="box",
+                             color="gray3" if grey else "rgb"))
+    return results, files
+
+
+def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> dict:
+    t = cfg["train"]
+    run_dir = start_run(cfg)
+    train, valid = load_data(cfg)
+    labels = train.names
+    net = build_net(cfg, labels).to(choose_device(t["device"]))
+    size = cfg["model"]["input_size"]
+    augment = {**cfg["augment"], "crop_scale": tuple(cfg["augment"]["crop_scale"])}
+    train_tf = TrainTransform(size, AugmentConfig(**augment))
+    eval_tf = EvalTransform(size)
+    loss_fn = build_loss(cfg, train).to(next(net.parameters()).device)
+    steps = math.ceil(len(train) / t["batch_size"])
+    if t["max_steps_per_epoch"]:
+        steps = min(steps, t["max_steps_per_epoch"])
+    opt, sched = build_optimiser(cfg, net, steps)
+    best = BestEpoch(t["patience"], run_dir / "best.pt")
+    start, history = 0, []
     if resume and (run_dir / "last.pt").exists():
         ckpt = torch.load(run_dir / "last.pt", weights_only=False)
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        start_epoch, best, bad_epochs, history = (ckpt["epoch"] + 1, ckpt["best"],
-                                                  ckpt["bad_epochs"], ckpt["history"])
+        best.load_state_dict(ckpt["best"])
+        start, history = ckpt["epoch"] + 1, ckpt["history"]
         np.random.set_state(ckpt["numpy_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
 
-    import mlflow
-
-    mlflow.set_tracking_uri(cfg["tracking"]["uri"])
-    mlflow.set_experiment(cfg["tracking"]["experiment"])
-    with mlflow.start_run(run_name=cfg["name"]):
-        mlflow.log_params(flatten(cfg))
-        for epoch in range(start_epoch, t["epochs"]):
-            # ---- one epoch ----
-            net.train()
-            if cfg["model"]["freeze_backbone"]:
-                net.backbone.eval()
-            if t["balance"] == "sampler":  # draw classes equally often
-                p = 1.0 / np.maximum(counts, 1)[train.labels.clip(0)]
-                order = np.random.choice(len(train), len(train), p=p / p.sum())
-            else:
-                order = np.random.permutation(len(train))
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{t['epochs']}",
-                       disable=not progress, unit="step")
-            losses, started = [], time.perf_counter()
-            for step in bar:
-                batch = train.take(order[step * t["batch_size"] : (step + 1) * t["batch_size"]])
-                out = net(train_tf(batch.images))
-                target = _targets(batch, cfg, k)
-                loss = torch.zeros(())
-                if "logits" in out:
-                    loss = loss + ce(out["logits"], target)
-                if "va" in out:
-                    # VA target: the vote-weighted mean of the emotions' points (a proxy).
-                    w = t["va_weight"] if "logits" in out else 1.0
-                    loss = loss + w * va_loss(out["va"], target @ points)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
-            bar.close()
-
-            # ---- validate, keep the best, stop early ----
-            probs, _ = predict(net, valid, eval_tf, labels)
-            report = classification_report(probs, valid.labels, labels)
-            row = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)),
-                   "valid_accuracy": report["accuracy"], "valid_macro_f1": report["macro_f1"],
-                   "valid_ece": report["ece"], "seconds": time.perf_counter() - started}
+    with tracked(cfg):
+        for epoch in range(start, t["epochs"]):
+            started = time.perf_counter()
+            loss = train_epoch(cfg, net, train, train_tf, loss_fn, opt, sched, steps,
+                               f"epoch {epoch + 1}/{t['epochs']}", progress)
+            report = classification_report(predict(net, valid, eval_tf, labels)[0],
+                                           valid.labels, labels)
+            row = {"epoch": epoch + 1, "train_loss": loss, "valid_accuracy": report["accuracy"],
+                   "valid_macro_f1": report["macro_f1"], "valid_ece": report["ece"],
+                   "seconds": time.perf_counter() - started}
             record_epoch(history, row)
-            print(json.dumps(row), flush=True)
-            improved = report["accuracy"] > best
-            if improved:
-                best, bad_epochs = report["accuracy"], 0
-                torch.save({"model": net.state_dict(), "config": cfg, "labels": labels},
-                           run_dir / "best.pt")
-            else:
-                bad_epochs += 1
+            if progress:
+                print(json.dumps(row), flush=True)
+            stop = best.update(report["accuracy"], net, epoch + 1,
+                               {"config": cfg, "labels": labels})
             torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "epoch": epoch, "best": best,
-                        "bad_epochs": bad_epochs, "history": history,
-                        "numpy_rng": np.random.get_state(), "torch_rng": torch.get_rng_state()},
-                       run_dir / "last.pt")
-            if bad_epochs >= t["patience"]:
-                print(f"early stop: no better valid accuracy for {bad_epochs} epochs", flush=True)
+                        "scheduler": sched.state_dict(), "epoch": epoch, "best": best.state_dict(),
+                        "history": history, "numpy_rng": np.random.get_state(),
+                        "torch_rng": torch.get_rng_state()}, run_dir / "last.pt")
+            if stop:
+                print(f"early stop: no better valid accuracy for {best.stale} epochs", flush=True)
                 break
-
-        # ---- test the best checkpoint, export it ----
-        net.load_state_dict(torch.load(run_dir / "best.pt", weights_only=False)["model"])
-        results = {"config": cfg["name"], "labels": list(labels), "history": history}
-        for split in ("valid", "test"):
-            name = cfg["data"][split]
-            if not name:
-                continue
-            faces = valid if split == "valid" else load_named(name, label_set)
-            if n_eval and split == "test":
-                faces = faces.take(np.arange(min(n_eval, len(faces))))
-            probs, _ = predict(net, faces, eval_tf, labels)
-            report = classification_report(probs, faces.labels, labels)
-            results[split] = report
-            mlflow.log_metrics({f"{split}_{m}": report[m] for m in ("accuracy", "macro_f1", "ece")})
-            png = plot_confusion(np.array(report["confusion"]), labels,
-                                 run_dir / f"confusion_{split}.png",
-                                 f"{cfg['name']} on {name}: accuracy {report['accuracy']:.3f}")
-            mlflow.log_artifact(str(png))
-        from emotrace.train.export import export_onnx
-
-        grey = train.images.ndim == 3  # FER faces are grey: the exported model says so
-        onnx_path = export_onnx(net, labels, run_dir / "model.onnx", crop="box",
-                                color="gray3" if grey else "rgb")
-        (run_dir / "metrics.json").write_text(json.dumps(results, indent=2))
-        for f in ("config.yaml", "metrics.json"):
-            mlflow.log_artifact(str(run_dir / f))
-        mlflow.log_artifact(str(onnx_path))
-    return results
+        best.restore(net)
+        grey = train.images.ndim == 3
+        results, files = evaluate_and_export(cfg, net, valid, eval_tf, run_dir, grey)
+        return finish_run({"config": cfg["name"], "labels": list(labels), "history": history,
+                           "best_epoch": best.epoch, **results}, run_dir, files)

@@ -12,7 +12,6 @@ The pooler is exported to `clip.onnx` for `emotrace index --embedder RUN/clip.on
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ import torch
 from torch import nn
 
 from emotrace.evaluation.embedding import roc_auc
-from emotrace.outputs.files import write_json
+from emotrace.train.losses import SupervisedContrastiveLoss
+from emotrace.train.run import finish_run, record_epoch, start_run, tracked, write_onnx
 from emotrace.train.temporal import TCNBlock, load_tracks
 
 KINDS = ("mean", "attention", "gru", "tcn")
@@ -32,7 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "backbone": "emotrace-ferplus8",
     "data": {"videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4, "window": 20},
     "model": {"kind": "attention", "hidden": 256, "out": 128},
-    "train": {"epochs": 20, "batch_size": 128, "lr": 1e-3, "temperature": 0.1, "instance_weight": 0.5},
+    "train": {"epochs": 20, "batch_size": 128, "lr": 1e-3, "temperature": 0.1,
+              "instance_weight": 0.5, "threads": 0},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-clip"},
 }
 
@@ -54,7 +55,7 @@ class ClipPooler(nn.Module):
         if kind == "attention":
             self.score = nn.Sequential(nn.Tanh(), nn.Linear(hidden, 1))
         elif kind == "gru":
-            self.seq = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+            self.seq: nn.Module = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
         elif kind == "tcn":
             self.seq = nn.Sequential(*[TCNBlock(hidden, d, 0.1) for d in (1, 2, 4)])
         self.out = nn.Linear(hidden, out)
@@ -74,7 +75,8 @@ class ClipPooler(nn.Module):
         return nn.functional.normalize(self.out(pooled), dim=1)
 
 
-def cut_windows(tracks: list[dict], length: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cut_windows(tracks: list[dict], length: int, stride: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(windows (N, length, D), pseudo-labels (N,), track ids (N,)) of every track."""
     xs, ys, ids = [], [], []
     for k, tr in enumerate(tracks):
@@ -101,86 +103,86 @@ def export_pooler(model: ClipPooler, in_dim: int, backbone: str, window: int, fp
     """ONNX file of the pooler, (B, T, D0) backbone frame embeddings -> (B, D); its metadata
     names the backbone and the window it was trained on, so `FaceEmbedder` (and so
     `emotrace index` and `search`) can use it without torch."""
-    import onnx
-
-    model = copy.deepcopy(model).eval()
-    torch.onnx.export(model, (torch.zeros(2, window, in_dim),), str(path), input_names=["frames"],
-                      output_names=["embedding"],
-                      dynamic_axes={"frames": {0: "B", 1: "T"}, "embedding": {0: "B"}},
-                      opset_version=17, dynamo=False)
-    proto = onnx.load(str(path))
-    for key, value in {"emotrace_kind": "clip-pooler", "emotrace_backbone": backbone,
+    return write_onnx(model, (torch.zeros(2, window, in_dim),), path, ["frames"], ["embedding"],
+                      {"frames": {0: "B", 1: "T"}, "embedding": {0: "B"}},
+                      {"emotrace_kind": "clip-pooler", "emotrace_backbone": backbone,
                        "emotrace_window_frames": str(window), "emotrace_fps": f"{fps:g}",
-                       "emotrace_pooling": model.kind}.items():
-        proto.metadata_props.add(key=key, value=value)
-    onnx.save(proto, str(path))
-    return path
+                       "emotrace_pooling": model.kind})
+
+
+def windows_of(cfg: dict) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """((windows, pseudo-labels, track ids) of the training videos, overlapping by 3/4;
+    (windows, pseudo-labels, track ids) of every `data.heldout_every`-th video, not
+    overlapping)."""
+    d = cfg["data"]
+    tracks = load_tracks(cfg["backbone"], d["videos"], d["fps"],
+                         Path(cfg["output_dir"]) / "cache")["tracks"]
+    heldout = set(sorted({tr["video"] for tr in tracks})[:: d["heldout_every"]])
+    length = d["window"]
+    train = cut_windows([tr for tr in tracks if tr["video"] not in heldout], length,
+                        max(1, length // 4))
+    test = cut_windows([tr for tr in tracks if tr["video"] in heldout], length, length)
+    return train, test
+
+
+def train_epoch(cfg: dict, model: ClipPooler, train: tuple[np.ndarray, ...],
+                loss_fn: SupervisedContrastiveLoss, opt: torch.optim.Optimizer,
+                rng: np.random.Generator) -> float:
+    """One shuffled pass; returns the summed loss. Loss: supervised contrastive on the
+    pseudo-labels + `instance_weight` x the same over track ids (the same track's windows
+    are one instance: overlapping windows agree)."""
+    t = cfg["train"]
+    x, y, ids = train
+    model.train()
+    perm = rng.permutation(len(x))
+    total = 0.0
+    for s in range(0, len(perm), t["batch_size"]):
+        b = perm[s:s + t["batch_size"]]
+        emb = model(torch.from_numpy(x[b]))
+        loss = loss_fn(emb, torch.from_numpy(y[b]))
+        loss = loss + t["instance_weight"] * loss_fn(emb, torch.from_numpy(ids[b]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    return total
 
 
 def train_clip(cfg: dict, progress: bool = True) -> dict:
+    """Train a pooler (see module doc). The last epoch is kept: the held-out videos are the
+    test set, so no epoch is chosen by them."""
     import mlflow
-    from pytorch_metric_learning.losses import SupConLoss
 
-    torch.manual_seed(cfg["seed"])
+    run_dir, d, m, t = start_run(cfg), cfg["data"], cfg["model"], cfg["train"]
     rng = np.random.default_rng(cfg["seed"])
-    run_dir = Path(cfg["output_dir"]) / cfg["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
-    d, m, t = cfg["data"], cfg["model"], cfg["train"]
-    data = load_tracks(cfg["backbone"], d["videos"], d["fps"], Path(cfg["output_dir"]) / "cache")
-    tracks = data["tracks"]
-    videos = sorted({tr["video"] for tr in tracks})
-    heldout = set(videos[:: d["heldout_every"]])
-    train_tr = [tr for tr in tracks if tr["video"] not in heldout]
-    test_tr = [tr for tr in tracks if tr["video"] in heldout]
-    L = d["window"]
-    x_tr, y_tr, id_tr = cut_windows(train_tr, L, max(1, L // 4))
-    x_te, y_te, _ = cut_windows(test_tr, L, L)
-    if not len(x_tr) or not len(x_te):
-        raise ValueError(f"no window of {L} frames in the train or held-out tracks")
+    train, (x_te, y_te, _) = windows_of(cfg)
+    if not len(train[0]) or not len(x_te):
+        raise ValueError(f"no window of {d['window']} frames in the train or held-out tracks")
     base = x_te.mean(1)
     base_auc = window_auc(base / np.linalg.norm(base, axis=1, keepdims=True), y_te)
-
-    model = ClipPooler(m["kind"], x_tr.shape[2], m["hidden"], m["out"])
+    in_dim = train[0].shape[2]
+    model = ClipPooler(m["kind"], in_dim, m["hidden"], m["out"])
     opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
-    sup = SupConLoss(temperature=t["temperature"])
-    history = []
-    mlflow.set_tracking_uri(cfg["tracking"]["uri"])
-    mlflow.set_experiment(cfg["tracking"]["experiment"])
-    with mlflow.start_run(run_name=cfg["name"]):
-        mlflow.log_params({"kind": m["kind"], "window": L, "epochs": t["epochs"]})
+    loss_fn = SupervisedContrastiveLoss(t["temperature"])
+    history: list[dict] = []
+    with tracked(cfg):
         mlflow.log_metric("mean_pooled_frames_auc", base_auc)
         for epoch in range(t["epochs"]):
-            model.train()
-            perm = rng.permutation(len(x_tr))
-            total = 0.0
-            for s in range(0, len(perm), t["batch_size"]):
-                b = perm[s:s + t["batch_size"]]
-                emb = model(torch.from_numpy(x_tr[b]))
-                loss = sup(emb, torch.from_numpy(y_tr[b]))
-                # the same track's windows are one instance (overlapping windows agree)
-                loss = loss + t["instance_weight"] * sup(emb, torch.from_numpy(id_tr[b]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
+            loss = train_epoch(cfg, model, train, loss_fn, opt, rng)
             model.eval()
             with torch.no_grad():
                 auc = window_auc(model(torch.from_numpy(x_te)).numpy(), y_te)
-            history.append({"epoch": epoch + 1, "loss": total, "heldout_auc": auc})
-            mlflow.log_metrics({"loss": total, "heldout_auc": auc}, step=epoch + 1)
+            record_epoch(history, {"epoch": epoch + 1, "loss": loss, "heldout_auc": auc})
             if progress:
-                print(f"epoch {epoch + 1}: loss {total:.3f}, held-out window AUC {auc:.4f} "
+                print(f"epoch {epoch + 1}: loss {loss:.3f}, held-out window AUC {auc:.4f} "
                       f"(mean-pooled frames {base_auc:.4f})")
-        # the last epoch is kept: the held-out videos are the test set, so no epoch is
-        # chosen by them
-        best = history[-1]["heldout_auc"]
+        if not history:
+            raise ValueError("train.epochs is 0: nothing was trained")
         torch.save({"model": copy.deepcopy(model.state_dict()), "config": cfg,
-                    "in_dim": x_tr.shape[2]}, run_dir / "clip.pt")
-        onnx_path = export_pooler(model, x_tr.shape[2], cfg["backbone"], L, d["fps"],
+                    "in_dim": in_dim}, run_dir / "clip.pt")
+        onnx_path = export_pooler(model, in_dim, cfg["backbone"], d["window"], d["fps"],
                                   run_dir / "clip.onnx")
-        mlflow.log_artifact(str(onnx_path))
-    results = {"kind": m["kind"], "heldout_auc": best, "mean_pooled_frames_auc": base_auc,
-               "train_windows": len(x_tr), "heldout_windows": len(x_te), "history": history}
-    write_json(results, run_dir / "metrics.json")
-    return results
+        return finish_run({"kind": m["kind"], "heldout_auc": history[-1]["heldout_auc"],
+                           "mean_pooled_frames_auc": base_auc, "train_windows": len(train[0]),
+                           "heldout_windows": len(x_te), "history": history},
+                          run_dir, [onnx_path])

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,13 +30,13 @@ from tqdm.auto import tqdm
 
 from emotrace import models
 from emotrace.evaluation.datasets import FaceSet, ferplus
-from emotrace.labels import va_points
 from emotrace.evaluation.metrics import classification_report
-from emotrace.outputs.files import write_json
-from emotrace.train.config import flatten, record_epoch
-from emotrace.train.embedding import BestEpoch, ProjectionHead, build_loss, report_run, valid_scores
-from emotrace.train.losses import SoftTargetCrossEntropy, VARegressionLoss
+from emotrace.labels import va_points
+from emotrace.train.embedding import ProjectionHead, build_loss, report_run, valid_scores
+from emotrace.train.export import export_onnx
+from emotrace.train.losses import EmotionNetLoss
 from emotrace.train.nets import EmotionNet, load_exported
+from emotrace.train.run import BestEpoch, choose_device, record_epoch, start_run, tracked
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
 
 
@@ -75,10 +74,61 @@ def embed_faces(net: ProjectedEmotionNet, faces: FaceSet, tf: EvalTransform,
                 batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(projected embeddings (N, out), class probabilities (N, K)) in one pass."""
     net.eval()
-    outs = [net(tf(faces.images[i:i + batch_size])) for i in range(0, len(faces), batch_size)]
+    device = next(net.parameters()).device
+    outs = [net(tf(faces.images[i:i + batch_size]).to(device))
+            for i in range(0, len(faces), batch_size)]
     net.train()
-    return (torch.cat([o["embedding"] for o in outs]).numpy(),
-            torch.cat([torch.softmax(o["logits"], 1) for o in outs]).numpy())
+    return (torch.cat([o["embedding"] for o in outs]).cpu().numpy(),
+            torch.cat([torch.softmax(o["logits"], 1) for o in outs]).cpu().numpy())
+
+
+def load_faces(cfg: dict) -> tuple[FaceSet, FaceSet]:
+    """(train, valid) labelled FER+ faces (48x48: they fit in memory)."""
+    train, valid = ferplus("train"), ferplus("valid")
+    return (train.take(np.flatnonzero(train.labels >= 0)[: cfg["data"]["subset"]]),
+            valid.take(np.flatnonzero(valid.labels >= 0)[: cfg["data"]["eval_subset"]]))
+
+
+def build_optimiser(cfg: dict, net: ProjectedEmotionNet, loss_fn: torch.nn.Module, steps: int
+                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW, the backbone slower than the heads (and the loss's own parameters: ArcFace's
+    proxies); cosine decay over all steps."""
+    t, f = cfg["train"], cfg["finetune"]
+    backbone = list(net.backbone.parameters())
+    heads = [p for n, p in net.named_parameters() if not n.startswith("backbone.")]
+    opt = torch.optim.AdamW([{"params": backbone, "lr": t["lr"] * f["backbone_lr_scale"]},
+                             {"params": heads + list(loss_fn.parameters()), "lr": t["lr"]}],
+                            weight_decay=t["weight_decay"])
+    total = max(1, steps * t["epochs"])
+    return opt, torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+
+
+def train_epoch(cfg: dict, net: ProjectedEmotionNet, train: FaceSet, tf: TrainTransform,
+                losses: tuple[torch.nn.Module, EmotionNetLoss], order: np.ndarray,
+                opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR,
+                desc: str, progress: bool) -> np.ndarray:
+    """One pass over the batches `order` (steps, batch size); returns the mean (total,
+    embedding, class) losses."""
+    emb_loss_fn, cls_loss_fn = losses
+    totals = np.zeros(3)
+    bar = tqdm(order, desc=desc, disable=not progress, unit="step")
+    for b in bar:
+        batch = train.take(b)
+        device = next(net.parameters()).device
+        out = net(tf(batch.images).to(device))
+        emb_loss = emb_loss_fn(out["embedding"], torch.from_numpy(batch.labels).to(device))
+        # the class and VA heads keep what they know while the embedding reshapes the features
+        cls_loss = cls_loss_fn(out, torch.from_numpy(batch.soft).to(device))
+        loss = emb_loss + cfg["finetune"]["ce_weight"] * cls_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        totals += (float(loss.detach()), float(emb_loss.detach()), float(cls_loss.detach()))
+        bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    bar.close()
+    return totals / max(1, len(order))
 
 
 def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
@@ -86,97 +136,60 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
     import mlflow
     from pytorch_metric_learning.samplers import MPerClassSampler
 
-    torch.manual_seed(cfg["seed"])
-    np.random.seed(cfg["seed"])
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
-    run_dir = Path(cfg["output_dir"]) / cfg["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(cfg, run_dir / "config.json")
-    t, f = cfg["train"], cfg["finetune"]
+    run_dir, t, f = start_run(cfg), cfg["train"], cfg["finetune"]
 
-    # 1. network and data (FER+ 48x48 faces fit in memory)
+    # 1. network and data
     net, labels = build_net(cfg)
+    device = choose_device(t["device"])
+    net = net.to(device)
     size = net.backbone.input_size
-    train = ferplus("train")
-    train = train.take(np.flatnonzero(train.labels >= 0)[: cfg["data"]["subset"]])
-    valid = ferplus("valid")
-    valid = valid.take(np.flatnonzero(valid.labels >= 0)[: cfg["data"]["eval_subset"]])
-    train_tf = TrainTransform(size, AugmentConfig(**{**f["augment"],
-                                                     "crop_scale": tuple(f["augment"]["crop_scale"])}))
-    eval_tf = EvalTransform(size)
+    train, valid = load_faces(cfg)
+    augment = {**f["augment"], "crop_scale": tuple(f["augment"]["crop_scale"])}
+    train_tf, eval_tf = TrainTransform(size, AugmentConfig(**augment)), EvalTransform(size)
 
-    # 2. losses, optimiser (backbone slower than the heads), cosine schedule over steps
-    loss_fn, miner = build_loss({**cfg["loss"], "num_classes": len(labels),
-                                 "embedding_size": cfg["head"]["out"]})
-    ce, va_loss = SoftTargetCrossEntropy(), VARegressionLoss()
-    points = torch.from_numpy(va_points(labels))
-    backbone = list(net.backbone.parameters())
-    heads = [p for n, p in net.named_parameters() if not n.startswith("backbone.")]
-    opt = torch.optim.AdamW([{"params": backbone, "lr": t["lr"] * f["backbone_lr_scale"]},
-                             {"params": heads + list(loss_fn.parameters()), "lr": t["lr"]}],
-                            weight_decay=t["weight_decay"])
+    # 2. losses, optimiser, sampler (every batch has positives)
+    emb_loss = build_loss({**cfg["loss"], "num_classes": len(labels),
+                           "embedding_size": cfg["head"]["out"]})
+    emb_loss = emb_loss.to(device)
+    cls_loss = EmotionNetLoss(torch.from_numpy(va_points(labels))).to(device)
     sampler = MPerClassSampler(train.labels, m=t["m_per_class"], batch_size=t["batch_size"],
                                length_before_new_iter=len(train))
     steps = len(train) // t["batch_size"]
     if f["max_steps_per_epoch"]:
         steps = min(steps, f["max_steps_per_epoch"])
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps * t["epochs"]) / (steps * t["epochs"]))))
+    opt, sched = build_optimiser(cfg, net, emb_loss, steps)
 
+    # 3. loop: validate every epoch, keep the best, stop early
     base = valid_scores(embed_faces(net, valid, eval_tf)[0], valid.labels, labels)
-    history, best = [], BestEpoch(t["patience"])
-    mlflow.set_tracking_uri(cfg["tracking"]["uri"])
-    mlflow.set_experiment(cfg["tracking"]["experiment"])
-    with mlflow.start_run(run_name=cfg["name"]):
-        mlflow.log_params(flatten(cfg))
+    history: list[dict] = []
+    best = BestEpoch(t["patience"])
+    with tracked(cfg):
         mlflow.log_metrics({"base_" + k: v for k, v in base.items()})
         if progress:
             print(f"before fine-tuning (untrained projection): valid AUC {base['valid_auc']:.4f}")
         for epoch in range(t["epochs"]):
             started = time.perf_counter()
-            order = np.fromiter(iter(sampler), np.int64)[: steps * t["batch_size"]].reshape(steps, -1)
-            bar = tqdm(order, desc=f"epoch {epoch + 1}/{t['epochs']}", disable=not progress, unit="step")
-            totals = np.zeros(3)
-            for b in bar:
-                batch = train.take(b)
-                out = net(train_tf(batch.images))
-                y = torch.from_numpy(batch.labels)
-                soft = torch.from_numpy(batch.soft)
-                emb_loss = (loss_fn(out["embedding"], y, miner(out["embedding"], y)) if miner
-                            else loss_fn(out["embedding"], y))
-                cls_loss = ce(out["logits"], soft)
-                if "va" in out:  # the same VA proxy target the classifier was trained with
-                    cls_loss = cls_loss + va_loss(out["va"], soft @ points)
-                loss = emb_loss + f["ce_weight"] * cls_loss
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                totals += (float(loss.detach()), float(emb_loss.detach()), float(cls_loss.detach()))
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            bar.close()
-
-            # 3. validate: the embedding criterion and, since the class head trains too, accuracy
+            order = np.fromiter(iter(sampler), np.int64)[: steps * t["batch_size"]]
+            loss, emb_avg, cls_avg = train_epoch(
+                cfg, net, train, train_tf, (emb_loss, cls_loss), order.reshape(steps, -1), opt,
+                sched, f"epoch {epoch + 1}/{t['epochs']}", progress)
+            # the embedding criterion and, since the class head trains too, accuracy
             emb, probs = embed_faces(net, valid, eval_tf)
             scores = valid_scores(emb, valid.labels, labels)
             acc = classification_report(probs, valid.labels, labels)["accuracy"]
-            loss_avg, emb_avg, cls_avg = totals / max(1, len(order))
-            row = {"epoch": epoch + 1, "loss": loss_avg, "embedding_loss": emb_avg,
+            row = {"epoch": epoch + 1, "loss": loss, "embedding_loss": emb_avg,
                    "class_loss": cls_avg, **scores, "valid_accuracy": acc,
                    "seconds": round(time.perf_counter() - started, 1)}
             record_epoch(history, row)
             if progress:
-                print(f"epoch {epoch + 1}: loss {loss_avg:.4f}, valid AUC {scores['valid_auc']:.4f}, "
-                      f"same-opposite {scores['valid_same_minus_opposite']:.3f}, accuracy {acc:.4f}")
-            if best.update(scores["valid_auc"], net):
+                print(f"epoch {epoch + 1}: loss {loss:.4f}, valid AUC {scores['valid_auc']:.4f}, "
+                      f"same-opposite {scores['valid_same_minus_opposite']:.3f}, "
+                      f"accuracy {acc:.4f}")
+            if best.update(scores["valid_auc"], net, epoch + 1):
                 break
 
         # 4. export the best network and evaluate its embedding on FER+ test
-        from emotrace.train.export import export_onnx
-
-        net.load_state_dict(best.state)
-        torch.save({"model": best.state, "config": cfg, "labels": labels}, run_dir / "best.pt")
+        weights = best.restore(net)
+        torch.save({"model": weights, "config": cfg, "labels": labels}, run_dir / "best.pt")
         onnx_path = export_onnx(net, labels, run_dir / "model.onnx", crop="box", color="gray3")
-        return report_run(onnx_path, run_dir, cfg, history, base, progress)
-
+        return report_run(onnx_path, run_dir, cfg, history, base, best.epoch, progress)

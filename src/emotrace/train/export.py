@@ -15,9 +15,12 @@ from torch import nn
 
 from emotrace.labels import va_points
 from emotrace.train.nets import EmotionNet
+from emotrace.train.run import write_onnx
 
 
 class _Exported(nn.Module):
+    points: torch.Tensor
+
     def __init__(self, net: EmotionNet, labels: tuple[str, ...]) -> None:
         super().__init__()
         self.net = net
@@ -43,25 +46,11 @@ def export_onnx(net: EmotionNet, labels: tuple[str, ...], path: str | Path, crop
     FER's faces) or "arcface" (5-point alignment). color: "gray3" (grey copied to 3 channels,
     for nets trained on grey FER faces) or "rgb".
     """
-    path = Path(path)
-    net = net.eval()
     size = net.backbone.input_size
-    dummy = torch.zeros(2, 3, size, size)
-    torch.onnx.export(
-        _Exported(net, labels).eval(), (dummy,), str(path), input_names=["data"],
-        output_names=["probs", "va", "embedding"],
-        dynamic_axes={"data": {0: "N"}, "probs": {0: "N"}, "va": {0: "N"}, "embedding": {0: "N"}},
-        opset_version=17, dynamo=False,
-    )
-    # What emotrace needs to run the file without a registry card (see models.card_from_metadata).
-    import onnx
-
-    model = onnx.load(str(path))
     meta = {"emotrace_labels": ",".join(labels), "emotrace_input_size": str(size),
             "emotrace_color": color, "emotrace_mean": "0.5", "emotrace_std": "0.5",
             "emotrace_crop": crop, "emotrace_has_va": str(net.va is not None)}
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(path))
-    return path
+    # What emotrace needs to run the file without a registry card (see models.card_from_metadata).
+    return write_onnx(_Exported(net, labels), (torch.zeros(2, 3, size, size),), path, ["data"],
+                      ["probs", "va", "embedding"],
+                      {name: {0: "N"} for name in ("data", "probs", "va", "embedding")}, meta)

@@ -100,15 +100,27 @@ class EmotionNet(nn.Module):
 
 
 def onnx_class_head(onnx_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """The weight (K, 512) and bias (K,) of the ONNX model's final Gemm (its class head)."""
+    """The weight (K, 512) and bias (K,) of a model whose only Gemm is its class head (the
+    OpenCV Zoo MobileFaceNet). An emotrace export has two (classes, valence/arousal): read it
+    with `load_exported`, which finds them by name."""
     import onnx
     from onnx import numpy_helper
 
     graph = onnx.load(str(onnx_path)).graph
     init = {i.name: i for i in graph.initializer}
-    gemm = next(n for n in graph.node if n.op_type == "Gemm")
-    return (numpy_helper.to_array(init[gemm.input[1]]).copy(),
-            numpy_helper.to_array(init[gemm.input[2]]).copy())
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    if len(gemms) != 1:
+        raise ValueError(f"{onnx_path}: {len(gemms)} Gemm layers, so no one class head; "
+                         "an emotrace export loads with load_exported")
+    return (numpy_helper.to_array(init[gemms[0].input[1]]).copy(),
+            numpy_helper.to_array(init[gemms[0].input[2]]).copy())
+
+
+def onnx_metadata(onnx_path: str | Path) -> dict[str, str]:
+    """The file's metadata; an export of `emotrace train` has emotrace_* keys."""
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
 
 
 def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool = True) -> None:
@@ -128,7 +140,7 @@ def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool =
         raise ValueError(f"{onnx_path}: graph does not match MobileFaceNet "
                          f"({len(nodes['Conv'])} convs, {len(nodes['PRelu'])} PReLUs)")
     with torch.no_grad():
-        for node, conv in zip(nodes["Conv"], convs):
+        for node, conv in zip(nodes["Conv"], convs, strict=True):
             w = torch.from_numpy(init[node.input[1]].copy())
             if w.shape != conv.weight.shape:  # the GDC at another input size: resize the kernel
                 k = conv.weight.shape[-1]
@@ -136,7 +148,7 @@ def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool =
                 w = w * (init[node.input[1]].shape[-1] ** 2 / k**2)
             conv.weight.copy_(w)
             conv.bias.copy_(torch.from_numpy(init[node.input[2]].copy()))
-        for node, prelu in zip(nodes["PRelu"], prelus):
+        for node, prelu in zip(nodes["PRelu"], prelus, strict=True):
             prelu.weight.copy_(torch.from_numpy(init[node.input[1]].reshape(-1).copy()))
         if classifier and net.classifier is not None:
             w, b = onnx_class_head(onnx_path)
@@ -170,4 +182,17 @@ def load_exported(onnx_path: str | Path) -> tuple[EmotionNet, tuple[str, ...]]:
             if layer is not None:
                 layer.weight.copy_(torch.from_numpy(init[f"net.{name}.weight"].copy()))
                 layer.bias.copy_(torch.from_numpy(init[f"net.{name}.bias"].copy()))
+    return net, labels
+
+
+def load_pretrained(onnx_path: str | Path, labels: tuple[str, ...]
+                    ) -> tuple[EmotionNet, tuple[str, ...]]:
+    """Any expression model the trainers start from, rebuilt in PyTorch with all its heads,
+    and its labels: an emotrace export through `load_exported` (labels from its metadata);
+    another (the OpenCV Zoo MobileFaceNet, 112 px, one class head) from its graph, with
+    `labels` (its registry card's)."""
+    if "emotrace_labels" in onnx_metadata(onnx_path):
+        return load_exported(onnx_path)
+    net = EmotionNet(len(labels), False, 112)
+    load_onnx_weights(net, onnx_path)
     return net, labels

@@ -8,13 +8,13 @@ the frame classifier, without less agreement with the StyleTalk clips' name labe
 never enter training). With ABAW/AFEW-VA annotations (`data.format=abaw|afew-va`), the same
 heads train on human labels instead: see `temporal_supervised.py`.
 
-Read top to bottom: tracks (features cached), model, loss, loop, evaluation, MLflow.
+Read top to bottom: tracks (features cached), model, loop, evaluation; the loss is
+`losses.TemporalConsistencyLoss`, the run skeleton `run.py`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from emotrace.labels import canonical
-from emotrace.outputs.files import write_json
-from emotrace.train.config import record_epoch
+from emotrace.train.losses import TemporalConsistencyLoss
+from emotrace.train.run import finish_run, record_epoch, start_run, tracked
 
 DEFAULTS: dict[str, Any] = {
     "name": "temporal",
@@ -46,15 +46,16 @@ DEFAULTS: dict[str, Any] = {
 
 
 # -- 1. tracks ----------------------------------------------------------------------------------
-def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path, audio: bool = False) -> dict:
+def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path,
+                audio: bool = False) -> dict:
     """{"labels": class names, "tracks": [...]}: every face track (>= 4 frames) of every video
     under `folder`: backbone embeddings (T, D), frame probabilities (T, K), timestamps (T,),
     video path and weak label (if any)."""
     path = cache / f"tracks_{backbone}_{Path(folder).name}_{fps:g}{'_audio' if audio else ''}.pt"
     if path.is_file():
         return torch.load(path, weights_only=False)
-    from emotrace.pipeline import Analyzer
     from emotrace.media.decode import VIDEO_SUFFIXES
+    from emotrace.pipeline import Analyzer
 
     folder = Path(folder)
     index = folder / "index.csv"
@@ -72,18 +73,15 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path, audi
             from emotrace.media.audio import audio_features
 
             sound = audio_features(video, 1.0)
-        per: dict[int, list] = {}
-        for f in result.frames:
-            for i, t in enumerate(f.track_ids):
-                per.setdefault(int(t), []).append((f.timestamp, f.emotions.embeddings[i], f.emotions.probs[i]))
-        for t, items in per.items():
-            if len(items) >= 4:
-                tracks.append({"video": str(video), "track": t, "weak": weak.get(str(video)),
-                               "t": np.array([x[0] for x in items], np.float64),
-                               "x": np.stack([x[1] for x in items]).astype(np.float32),
-                               "p": np.stack([x[2] for x in items]).astype(np.float32)})
-                if sound is not None:
-                    tracks[-1]["a"] = sound.at(tracks[-1]["t"], 1.0)
+        for track in result.tracks(min_frames=4):
+            if track.embeddings is None:
+                raise ValueError(f"{video}: the analyser gave no embeddings")
+            tracks.append({"video": str(video), "track": track.track_id,
+                           "weak": weak.get(str(video)), "t": track.timestamps,
+                           "x": track.embeddings.astype(np.float32),
+                           "p": track.probs.astype(np.float32)})
+            if sound is not None:
+                tracks[-1]["a"] = sound.at(track.timestamps, 1.0)
     if not tracks:
         raise ValueError(f"no face track of 4 frames or more in the videos under {folder}")
     data = {"labels": list(analyzer.labels), "tracks": tracks}
@@ -116,7 +114,7 @@ class TemporalHead(nn.Module):
         self.kind = kind
         self.proj = nn.Linear(in_dim, hidden)
         if kind == "gru":
-            self.seq = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
+            self.seq: nn.Module = nn.GRU(hidden, hidden // 2, batch_first=True, bidirectional=True)
         else:
             self.seq = nn.Sequential(*[TCNBlock(hidden, d, dropout) for d in (1, 2, 4)])
         self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, n_classes))
@@ -130,17 +128,7 @@ class TemporalHead(nn.Module):
         return self.out(h)
 
 
-# -- 3. loss --------------------------------------------------------------------------------------
-def temporal_loss(logits: torch.Tensor, targets: torch.Tensor, consistency: float) -> torch.Tensor:
-    """Soft cross-entropy to the frame model's probabilities + consistency between steps."""
-    logp = torch.log_softmax(logits, dim=-1)
-    ce = -(targets * logp).sum(-1).mean()
-    p = logp.exp()
-    smooth = ((p[:, 1:] - p[:, :-1]) ** 2).sum(-1).mean()
-    return ce + consistency * smooth
-
-
-# -- 4-5. loop and evaluation -------------------------------------------------------------------
+# -- 3-4. loop and evaluation -------------------------------------------------------------------
 def random_windows(seqs: list[dict], keys: tuple[str, ...], window: int, n: int, rng
                    ) -> tuple[list[np.ndarray], np.ndarray]:
     """`n` windows of `window` steps from random sequences at random starts: the arrays `keys`
@@ -154,7 +142,7 @@ def random_windows(seqs: list[dict], keys: tuple[str, ...], window: int, n: int,
         start = rng.integers(0, max(1, T - window + 1))
         steps = np.arange(start, start + window)
         idx = np.minimum(steps, T - 1)
-        for column, key in zip(out, keys):
+        for column, key in zip(out, keys, strict=True):
             column.append(seq[key][idx])
         masks.append(steps < T)
     return [np.stack(c) for c in out], np.stack(masks)
@@ -183,7 +171,46 @@ def evaluate_tracks(model: nn.Module | None, tracks: list[dict], names: list[str
             "labelled_tracks": int(labelled), "tracks": len(tracks)}
 
 
+def split_tracks(cfg: dict) -> tuple[list[str], list[dict], list[dict], list[str]]:
+    """(class names, train tracks, held-out tracks, held-out videos): every
+    `data.heldout_every`-th video (sorted) is held out; with `data.audio`, standardised
+    acoustic features are joined to each frame's embedding (fusion)."""
+    d = cfg["data"]
+    data = load_tracks(cfg["backbone"], d["videos"], d["fps"], Path(cfg["output_dir"]) / "cache",
+                       d["audio"])
+    names, tracks = data["labels"], data["tracks"]
+    if d["audio"]:
+        stacked = np.concatenate([tr["a"] for tr in tracks])
+        mu, sd = stacked.mean(0), stacked.std(0) + 1e-6
+        tracks = [{**tr, "x": np.concatenate([tr["x"], (tr["a"] - mu) / sd], 1).astype(np.float32)}
+                  for tr in tracks]
+    videos = sorted({tr["video"] for tr in tracks})
+    heldout = set(videos[:: d["heldout_every"]])
+    return (names, [tr for tr in tracks if tr["video"] not in heldout],
+            [tr for tr in tracks if tr["video"] in heldout], sorted(heldout))
+
+
+def train_epoch(cfg: dict, model: TemporalHead, train: list[dict],
+                loss_fn: TemporalConsistencyLoss, opt: torch.optim.Optimizer,
+                rng: np.random.Generator) -> float:
+    """Random windows, as many as the training frames fill; returns the mean loss."""
+    t = cfg["train"]
+    model.train()
+    total = 0.0
+    steps = max(1, sum(len(tr["x"]) for tr in train) // (t["window"] * t["batch_size"]))
+    for _ in range(steps):
+        (x, p), _ = random_windows(train, ("x", "p"), t["window"], t["batch_size"], rng)
+        loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(p))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    return total / steps
+
+
 def train_temporal(cfg: dict, progress: bool = True) -> dict:
+    """Pseudo-label training on face tracks (see module doc). The last epoch is kept: the
+    held-out videos are the test set, so no epoch is chosen by them."""
     import mlflow
 
     if cfg["data"]["format"] in ("abaw", "afew-va"):
@@ -191,65 +218,38 @@ def train_temporal(cfg: dict, progress: bool = True) -> dict:
 
         return train_supervised(cfg, progress)
     if cfg["data"]["format"] != "tracks":
-        raise ValueError(f"data.format must be tracks, abaw or afew-va, got {cfg['data']['format']!r}")
-
-    torch.manual_seed(cfg["seed"])
+        raise ValueError(f"data.format must be tracks, abaw or afew-va, "
+                         f"got {cfg['data']['format']!r}")
+    run_dir, m, t = start_run(cfg), cfg["model"], cfg["train"]
     rng = np.random.default_rng(cfg["seed"])
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(cfg["train"]["threads"])
-    run_dir = Path(cfg["output_dir"]) / cfg["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(cfg, indent=2))
-    data = load_tracks(cfg["backbone"], cfg["data"]["videos"], cfg["data"]["fps"],
-                       Path(cfg["output_dir"]) / "cache", cfg["data"]["audio"])
-    names, tracks = data["labels"], data["tracks"]
-    if cfg["data"]["audio"]:  # fusion: standardised acoustic features joined to each frame
-        stacked = np.concatenate([tr["a"] for tr in tracks])
-        mu, sd = stacked.mean(0), stacked.std(0) + 1e-6
-        tracks = [{**tr, "x": np.concatenate([tr["x"], (tr["a"] - mu) / sd], axis=1).astype(np.float32)}
-                  for tr in tracks]
-    videos = sorted({tr["video"] for tr in tracks})
-    heldout = set(videos[:: cfg["data"]["heldout_every"]])
-    train = [tr for tr in tracks if tr["video"] not in heldout]
-    test = [tr for tr in tracks if tr["video"] in heldout]
-    m, t = cfg["model"], cfg["train"]
-    model = TemporalHead(tracks[0]["x"].shape[1], len(names), m["kind"], m["hidden"], m["dropout"])
+    names, train, test, heldout = split_tracks(cfg)
+    tracks = train + test
+    model = TemporalHead(tracks[0]["x"].shape[1], len(names), m["kind"], m["hidden"],
+                         m["dropout"])
+    loss_fn = TemporalConsistencyLoss(t["consistency"])
     opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t["epochs"])
-    raw = {"all": evaluate_tracks(None, tracks, names), "heldout": evaluate_tracks(None, test, names)}
-    mlflow.set_tracking_uri(cfg["tracking"]["uri"])
-    mlflow.set_experiment(cfg["tracking"]["experiment"])
-    history = []
-    with mlflow.start_run(run_name=cfg["name"]):
-        mlflow.log_params({"kind": m["kind"], "hidden": m["hidden"], "consistency": t["consistency"],
-                           "window": t["window"], "epochs": t["epochs"], "fps": cfg["data"]["fps"]})
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t["epochs"]))
+    raw = {"all": evaluate_tracks(None, tracks, names),
+           "heldout": evaluate_tracks(None, test, names)}
+    history: list[dict] = []
+    with tracked(cfg):
         for epoch in range(t["epochs"]):
             started = time.perf_counter()
-            model.train()
-            total = 0.0
-            steps = max(1, sum(len(tr["x"]) for tr in train) // (t["window"] * t["batch_size"]))
-            for _ in range(steps):
-                (x, p), _ = random_windows(train, ("x", "p"), t["window"], t["batch_size"], rng)
-                x, p = torch.from_numpy(x), torch.from_numpy(p)
-                loss = temporal_loss(model(x), p, t["consistency"])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
+            loss = train_epoch(cfg, model, train, loss_fn, opt, rng)
             sched.step()
             ev = evaluate_tracks(model, test, names)
-            row = {"epoch": epoch + 1, "loss": total / steps, "heldout_flips_per_s": ev["flips_per_s"],
-                   "heldout_agreement": ev["agreement"], "seconds": round(time.perf_counter() - started, 2)}
+            row = {"epoch": epoch + 1, "loss": loss, "heldout_flips_per_s": ev["flips_per_s"],
+                   "heldout_agreement": ev["agreement"],
+                   "seconds": round(time.perf_counter() - started, 2)}
             record_epoch(history, row)
             if progress:
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}, held-out flips/s "
                       f"{ev['flips_per_s']:.3f} (raw {raw['heldout']['flips_per_s']:.3f})")
-        final = {"all": evaluate_tracks(model, tracks, names), "heldout": evaluate_tracks(model, test, names)}
+        final = {"all": evaluate_tracks(model, tracks, names),
+                 "heldout": evaluate_tracks(model, test, names)}
         mlflow.log_metrics({f"{k}_{s}_{m_}": v for s in ("all", "heldout")
                             for k, d in (("raw", raw), ("model", final)) for m_, v in d[s].items()})
         torch.save({"model": copy.deepcopy(model.state_dict()), "config": cfg, "labels": names,
                     "in_dim": tracks[0]["x"].shape[1]}, run_dir / "temporal.pt")
-    results = {"raw": raw, "model": final, "history": history,
-               "heldout_videos": sorted(heldout)}
-    write_json(results, run_dir / "metrics.json")
-    return results
+        return finish_run({"raw": raw, "model": final, "history": history,
+                           "heldout_videos": heldout}, run_dir)

@@ -4,9 +4,10 @@ The same heads as the pseudo-label mode (`temporal.py`), trained on per-frame hu
 
 - `abaw` (Aff-Wild2, the ABAW challenges): `data.root` holds `annotations/<TASK>_Set/
   Train_Set/<video>.txt` and `.../Validation_Set/<video>.txt` (TASK = EXPR, VA or AU, the
-  format `emotrace.evaluation.temporal_data` reads) and `cropped_aligned/<video>/00001.jpg, ...`. Frames
-  whose image is missing (no face found by the organisers) or whose label is -1 / -5 are left
-  out of the loss and the metrics, as in the challenge.
+  format `emotrace.evaluation.temporal_data` reads) and
+  `cropped_aligned/<video>/00001.jpg, ...`. Frames whose image is missing (no face found by
+  the organisers) or whose label is -1 / -5 are left out of the loss and the metrics, as in
+  the challenge.
 - `afew-va`: `data.root` holds one folder per clip (`<clip>/<clip>.json` + `00000.png`, ...);
   every `data.heldout_every`-th clip (sorted by name) is the validation set. Task VA only.
 
@@ -19,7 +20,6 @@ dimension, the challenge's measure, with tanh outputs; AU: binary cross-entropy 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import time
 from pathlib import Path
@@ -30,7 +30,6 @@ import torch
 import torch.nn.functional as F
 
 from emotrace.errors import InputError
-from emotrace.outputs.files import write_json
 from emotrace.evaluation.temporal_data import (
     ABAW_AUS,
     ABAW_EXPR,
@@ -43,7 +42,8 @@ from emotrace.evaluation.temporal_data import (
     read_abaw_va,
     read_afew_va,
 )
-from emotrace.train.config import record_epoch
+from emotrace.train.losses import CCCLoss
+from emotrace.train.run import BestEpoch, finish_run, record_epoch, start_run, tracked
 from emotrace.train.temporal import TemporalHead, random_windows
 
 TASKS = {"expr": len(ABAW_EXPR), "va": 2, "au": len(ABAW_AUS)}
@@ -61,7 +61,8 @@ def embed_frames(clf, paths: list[Path], batch_size: int = 64) -> tuple[np.ndarr
                 for p in paths[start:start + batch_size]]
         ok = np.array([i for i, im in enumerate(imgs) if im is not None], int)
         if len(ok):
-            faces = np.stack([cv2.resize(imgs[i], (clf.size, clf.size), interpolation=cv2.INTER_AREA)
+            size = (clf.size, clf.size)
+            faces = np.stack([cv2.resize(imgs[i], size, interpolation=cv2.INTER_AREA)
                               for i in ok])
             feats[start + ok] = clf(faces).embeddings
             present[start + ok] = True
@@ -78,7 +79,8 @@ def abaw_sequences(root: Path, task: str, split: str, clf) -> list[dict]:
     for file in files:
         y = READERS[task](file)
         x, present = embed_frames(clf, abaw_frames(root / "cropped_aligned" / file.stem, len(y)))
-        labelled = ~np.isnan(y).any(1) if task == "va" else (y >= 0 if task == "expr" else (y >= 0).all(1))
+        labelled = (~np.isnan(y).any(1) if task == "va" else
+                    y >= 0 if task == "expr" else (y >= 0).all(1))
         seqs.append({"video": file.stem, "x": x, "y": y, "mask": present & labelled})
     return seqs
 
@@ -103,7 +105,8 @@ def load_sequences(cfg: dict) -> tuple[list[dict], list[dict]]:
     root = Path(d["root"] or "")
     if not root.is_dir():
         raise InputError(root, "data.root: no such folder")
-    key = hashlib.sha1(f"{root.resolve()}|{d['format']}|{d['task']}|{cfg['backbone']}".encode()).hexdigest()[:12]
+    what = f"{root.resolve()}|{d['format']}|{d['task']}|{cfg['backbone']}"
+    key = hashlib.sha1(what.encode()).hexdigest()[:12]
     cache = Path(cfg["output_dir"]) / "cache" / f"sequences_{key}.pt"
     if cache.is_file():
         return torch.load(cache, weights_only=False)
@@ -121,21 +124,13 @@ def load_sequences(cfg: dict) -> tuple[list[dict], list[dict]]:
 
 
 # -- 2. loss per task -----------------------------------------------------------------------------
-def ccc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - CCC, averaged over the columns: pred, target (N, 2)."""
-    mp, mt = pred.mean(0), target.mean(0)
-    cov = ((pred - mp) * (target - mt)).mean(0)
-    c = 2 * cov / (pred.var(0, unbiased=False) + target.var(0, unbiased=False) + (mp - mt) ** 2 + 1e-8)
-    return 1 - c.mean()
-
-
 def task_loss(task: str, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """out (B, T, K) raw outputs, y the labels, mask (B, T): frames that count."""
     out, y = out[mask], y[mask]
     if task == "expr":
         return F.cross_entropy(out, y.long())
     if task == "va":
-        return ccc_loss(torch.tanh(out), y.float())
+        return CCCLoss()(torch.tanh(out), y.float())
     return F.binary_cross_entropy_with_logits(out, y.float())
 
 
@@ -161,6 +156,28 @@ def validate(model: TemporalHead, task: str, seqs: list[dict]) -> dict[str, floa
     return {"score": f1, "au_f1": f1}
 
 
+def train_epoch(cfg: dict, model: TemporalHead, train: list[dict], opt: torch.optim.Optimizer,
+                rng: np.random.Generator) -> float:
+    """Random windows, as many as the training frames fill; windows without a labelled frame
+    are skipped. Returns the mean loss."""
+    t, task = cfg["train"], cfg["data"]["task"]
+    steps = max(1, sum(len(s["x"]) for s in train) // (t["window"] * t["batch_size"]))
+    total = 0.0
+    for _ in range(steps):
+        (x, y, labelled), real = random_windows(train, ("x", "y", "mask"), t["window"],
+                                                t["batch_size"], rng)
+        mask = torch.from_numpy(labelled & real)
+        if not mask.any():
+            continue
+        target = torch.from_numpy(np.nan_to_num(y.astype(np.float32)))
+        loss = task_loss(task, model(torch.from_numpy(x)), target, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+    return total / steps
+
+
 def train_supervised(cfg: dict, progress: bool = True) -> dict:
     import mlflow
 
@@ -169,57 +186,39 @@ def train_supervised(cfg: dict, progress: bool = True) -> dict:
         raise ValueError(f"data.task must be one of {', '.join(TASKS)}, got {d['task']!r}")
     if d["format"] == "afew-va" and d["task"] != "va":
         raise ValueError("AFEW-VA has valence/arousal labels only: use data.task=va")
-    torch.manual_seed(cfg["seed"])
+    run_dir = start_run(cfg)
     rng = np.random.default_rng(cfg["seed"])
-    run_dir = Path(cfg["output_dir"]) / cfg["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(cfg, run_dir / "config.json")
     train, valid = load_sequences(cfg)
     train = [s for s in train if s["mask"].any()]
     if not train or not any(s["mask"].any() for s in valid):
         raise ValueError(f"{d['root']}: no labelled frame with a face image in train or validation")
-    model = TemporalHead(train[0]["x"].shape[1], TASKS[d["task"]], m["kind"], m["hidden"], m["dropout"])
+    model = TemporalHead(train[0]["x"].shape[1], TASKS[d["task"]], m["kind"], m["hidden"],
+                         m["dropout"])
     opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=t["epochs"])
-    steps = max(1, sum(len(s["x"]) for s in train) // (t["window"] * t["batch_size"]))
-    history, best, best_state = [], -np.inf, None
-    mlflow.set_tracking_uri(cfg["tracking"]["uri"])
-    mlflow.set_experiment(cfg["tracking"]["experiment"])
-    with mlflow.start_run(run_name=cfg["name"]):
-        mlflow.log_params({"format": d["format"], "task": d["task"], "kind": m["kind"],
-                           "hidden": m["hidden"], "window": t["window"], "epochs": t["epochs"]})
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t["epochs"]))
+    history: list[dict] = []
+    best = BestEpoch()  # every epoch runs; the best one on validation is kept
+    with tracked(cfg):
         for epoch in range(t["epochs"]):
-            started, total = time.perf_counter(), 0.0
-            for _ in range(steps):
-                (x, y, labelled), real = random_windows(train, ("x", "y", "mask"), t["window"],
-                                                          t["batch_size"], rng)
-                x, y = torch.from_numpy(x), torch.from_numpy(np.nan_to_num(y.astype(np.float32)))
-                mask = torch.from_numpy(labelled & real)
-                if not mask.any():
-                    continue
-                loss = task_loss(d["task"], model(x), y, mask)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach())
+            started = time.perf_counter()
+            loss = train_epoch(cfg, model, train, opt, rng)
             sched.step()
             scores = validate(model, d["task"], valid)
-            row = {"epoch": epoch + 1, "loss": total / steps, **scores,
+            row = {"epoch": epoch + 1, "loss": loss, **scores,
                    "seconds": round(time.perf_counter() - started, 2)}
             record_epoch(history, row)
             if progress:
                 print(f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation "
                       + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if k != "score"))
-            if scores["score"] > best:
-                best, best_state = scores["score"], copy.deepcopy(model.state_dict())
-        model.load_state_dict(best_state)
+            best.update(scores["score"], model, epoch + 1)
+        weights = best.restore(model)
         final = validate(model, d["task"], valid)
         mlflow.log_metrics({f"best_{k}": v for k, v in final.items()})
-        torch.save({"model": best_state, "config": cfg, "in_dim": train[0]["x"].shape[1],
-                    "outputs": list(ABAW_EXPR if d["task"] == "expr" else
-                                    ("valence", "arousal") if d["task"] == "va" else ABAW_AUS)},
-                   run_dir / "temporal.pt")
-    results = {"task": d["task"], "format": d["format"], "validation": final, "history": history,
-               "train_sequences": len(train), "validation_sequences": len(valid)}
-    write_json(results, run_dir / "metrics.json")
-    return results
+        outputs = (ABAW_EXPR if d["task"] == "expr" else
+                   ("valence", "arousal") if d["task"] == "va" else ABAW_AUS)
+        torch.save({"model": weights, "config": cfg, "in_dim": train[0]["x"].shape[1],
+                    "outputs": list(outputs)}, run_dir / "temporal.pt")
+        return finish_run({"task": d["task"], "format": d["format"], "validation": final,
+                           "best_epoch": best.epoch, "history": history,
+                           "train_sequences": len(train), "validation_sequences": len(valid)},
+                          run_dir)

@@ -31,7 +31,8 @@ class VideoMAEClipEmbedder:
         try:
             from transformers import VideoMAEModel
         except ImportError:
-            raise RuntimeError("VideoMAE needs transformers: pip install 'emotrace[videomae]'") from None
+            raise RuntimeError(
+                "VideoMAE needs transformers: pip install 'emotrace[videomae]'") from None
         checkpoint = Path(checkpoint)
         if not (checkpoint / "config.json").is_file():
             raise InputError(checkpoint, "not a Hugging Face checkpoint folder (no config.json)")
@@ -45,7 +46,8 @@ class VideoMAEClipEmbedder:
         """BGR frames -> (1, T, 3, S, S), T = the model's num_frames (sampled uniformly)."""
         idx = np.linspace(0, len(frames) - 1, self.num_frames).round().astype(int)
         x = np.stack([cv2.resize(frames[i][..., ::-1], (self.size, self.size),
-                                 interpolation=cv2.INTER_AREA) for i in idx]).astype(np.float32) / 255
+                                 interpolation=cv2.INTER_AREA)
+                      for i in idx]).astype(np.float32) / 255
         x = (x - MEAN) / STD
         return torch.from_numpy(x).permute(0, 3, 1, 2)[None].contiguous()
 
@@ -69,7 +71,8 @@ class VideoMAEClipEmbedder:
         return out
 
 
-def clip_table(checkpoint: str | Path, folder: str | Path, out: str | Path, window: float = 2.0) -> Path:
+def clip_table(checkpoint: str | Path, folder: str | Path, out: str | Path,
+               window: float = 2.0) -> Path:
     """A probe table (.npz): one VideoMAE embedding per window of each labelled video under
     `folder` (labels from `index.csv`'s `weak_label_from_filename`, as in ../shared/data/video).
     Whole videos go to one split (train/valid/test by video), so windows of a clip never sit on
@@ -98,5 +101,6 @@ def clip_table(checkpoint: str | Path, folder: str | Path, out: str | Path, wind
             split.append(split_of[i])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, embeddings=np.array(emb, np.float32), labels=np.array(labels), split=np.array(split))
+    np.savez(out, embeddings=np.array(emb, np.float32), labels=np.array(labels),
+             split=np.array(split))
     return out

@@ -6,11 +6,28 @@ Each trainer module holds its own DEFAULTS (every key it reads); this module mer
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2's floats: PyYAML follows YAML 1.1, where `1e-3`
+    (no dot) is a string, so `train.lr=1e-3` would silently set a string learning rate."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
 
 
 def _merge(base: dict, update: dict, path: str = "") -> dict:
@@ -34,12 +51,12 @@ def load_config(path: str | Path | None, overrides: Sequence[str],
     (values parsed as YAML); a key that is not in the defaults is an error."""
     cfg = copy.deepcopy(defaults)
     if path is not None:
-        cfg = _merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+        cfg = _merge(cfg, _yaml(Path(path).read_text()) or {})
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise ValueError(f"override {item!r} must look like key.sub=value")
-        nested: Any = yaml.safe_load(raw)
+        nested: Any = _yaml(raw)
         for part in reversed(key.strip().split(".")):
             nested = {part: nested}
         cfg = _merge(cfg, nested)

@@ -30,7 +30,7 @@ def _trainer(module: str, config: Path | None,
     except ImportError as exc:
         fail(f"training needs PyTorch and friends: {TRAIN_EXTRA} ({exc})")
     try:
-        return trainer, load_config(config, overrides or [], getattr(trainer, "DEFAULTS", None))
+        return trainer, load_config(config, overrides or [], trainer.DEFAULTS)
     except OSError as exc:
         fail(os_error_line(exc))
     except (KeyError, TypeError, ValueError) as exc:

@@ -44,9 +44,9 @@ class Bottleneck(nn.Module):
 
 
 def _stage(cin: int, hidden: int, cout: int, n_residual: int, res_hidden: int) -> list[nn.Module]:
-    return [Bottleneck(cin, hidden, cout, 2)] + [
+    return [Bottleneck(cin, hidden, cout, 2), *[
         Bottleneck(cout, res_hidden, cout, 1) for _ in range(n_residual)
-    ]
+    ]]
 
 
 class MobileFaceNet(nn.Module):
@@ -147,16 +147,18 @@ def load_onnx_weights(net: EmotionNet, onnx_path: str | Path, classifier: bool =
                 w = F.interpolate(w, size=(k, k), mode="bilinear", align_corners=False)
                 w = w * (init[node.input[1]].shape[-1] ** 2 / k**2)
             conv.weight.copy_(w)
+            if conv.bias is None:
+                raise ValueError(f"{onnx_path}: expected folded convolutions with a bias")
             conv.bias.copy_(torch.from_numpy(init[node.input[2]].copy()))
         for node, prelu in zip(nodes["PRelu"], prelus, strict=True):
             prelu.weight.copy_(torch.from_numpy(init[node.input[1]].reshape(-1).copy()))
         if classifier and net.classifier is not None:
-            w, b = onnx_class_head(onnx_path)
-            if w.shape != tuple(net.classifier.weight.shape):
+            head_w, head_b = onnx_class_head(onnx_path)
+            if head_w.shape != tuple(net.classifier.weight.shape):
                 raise ValueError(f"class head is {tuple(net.classifier.weight.shape)}, "
-                                 f"the ONNX one {w.shape}: pass classifier=False")
-            net.classifier.weight.copy_(torch.from_numpy(w))
-            net.classifier.bias.copy_(torch.from_numpy(b))
+                                 f"the ONNX one {head_w.shape}: pass classifier=False")
+            net.classifier.weight.copy_(torch.from_numpy(head_w))
+            net.classifier.bias.copy_(torch.from_numpy(head_b))
 
 
 def load_exported(onnx_path: str | Path) -> tuple[EmotionNet, tuple[str, ...]]:

@@ -6,6 +6,7 @@ Augmentation runs on whole batches, which on a CPU is far cheaper than per-image
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import kornia.augmentation as K
 import numpy as np
@@ -59,7 +60,7 @@ class TrainTransform(EvalTransform):
     def __init__(self, size: int, cfg: AugmentConfig) -> None:
         super().__init__(size)
         self.cfg = cfg
-        ops: list[torch.nn.Module] = [
+        ops: list[Any] = [  # kornia augmentations
             K.RandomResizedCrop((size, size), scale=cfg.crop_scale, ratio=(0.9, 1.1)),
         ]
         if cfg.flip:

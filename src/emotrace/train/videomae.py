@@ -59,7 +59,9 @@ class VideoMAEClipEmbedder:
 
     def windows(self, video: str | Path, window: float = 2.0) -> list[tuple[float, np.ndarray]]:
         """(start, embedding) of every full `window` of the video."""
-        out, frames, start = [], [], 0.0
+        out: list[tuple[float, np.ndarray]] = []
+        frames: list[np.ndarray] = []
+        start = 0.0
         for frame in FrameReader(video):
             if frame.timestamp >= start + window:
                 if frames:

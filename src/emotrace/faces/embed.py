@@ -68,10 +68,10 @@ class FaceEmbedder:
         pooler each face is a one-frame clip."""
         x = features.astype(np.float32)
         if self.clip is not None:
-            return _unit(self.clip.run(None, {"frames": x[:, None, :]})[0])
+            return unit_rows(self.clip.run(None, {"frames": x[:, None, :]})[0])
         if self.head is not None:
             x = self.head.run(None, {self._head_input: x})[0]
-        return _unit(x)
+        return unit_rows(x)
 
     def pool(self, features: np.ndarray) -> np.ndarray:
         """Backbone embeddings of one face's frames over a window (T, D0), in time order ->
@@ -79,8 +79,9 @@ class FaceEmbedder:
         if not len(features):
             raise ValueError("a clip needs at least one frame")
         if self.clip is not None:
-            return _unit(self.clip.run(None, {"frames": features.astype(np.float32)[None]})[0])[0]
-        return _unit(self.from_backbone(features).mean(0, keepdims=True))[0]
+            pooled = self.clip.run(None, {"frames": features.astype(np.float32)[None]})[0]
+            return unit_rows(pooled)[0]
+        return unit_rows(self.from_backbone(features).mean(0, keepdims=True))[0]
 
     def crops(self, image: np.ndarray, detections) -> np.ndarray:
         return self.backbone.crops(image, detections)
@@ -99,5 +100,6 @@ class FaceEmbedder:
         return self.from_backbone(self.features(faces, batch_size))
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Each row of (N, D) scaled to length 1 (a zero row stays zero)."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

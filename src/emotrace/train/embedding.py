@@ -45,7 +45,7 @@ from emotrace.evaluation.embedding import (
     pair_similarities,
     roc_auc,
 )
-from emotrace.faces.embed import FaceEmbedder
+from emotrace.faces.embed import FaceEmbedder, unit_rows
 from emotrace.train.losses import (
     ArcFaceLoss,
     NTXentLoss,
@@ -354,7 +354,7 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
     data = tuple(map(torch.from_numpy, (x_tr, x2_tr, targets)))
 
     # 4. loop: validate every epoch, keep the best, stop early
-    base = valid_scores(_unit(x_va), y_va, names)  # the frozen backbone's own embedding
+    base = valid_scores(unit_rows(x_va), y_va, names)  # the frozen backbone's own embedding
     history: list[dict] = []
     best = BestEpoch(t["patience"])
     with tracked(cfg):
@@ -379,6 +379,3 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
         onnx_path = export_head(head, x_tr.shape[1], cfg["backbone"], run_dir / "head.onnx")
         return report_run(onnx_path, run_dir, cfg, history, base, best.epoch, progress)
 
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

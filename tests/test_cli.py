@@ -82,6 +82,7 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path, pyfeat_dir):
 
 
 # -- eval ----------------------------------------------------------------------------------
+@pytest.mark.needs_shared
 @pytest.mark.slow
 def test_eval_classifier_and_its_older_form_agree(tmp_path):
     args = ["emotrace-fer2013", "--data", "fer2013-private", "--limit", "50"]
@@ -99,6 +100,7 @@ def test_eval_classifier_and_its_older_form_agree(tmp_path):
     assert options_first.stdout == new.stdout
 
 
+@pytest.mark.needs_shared
 @pytest.mark.slow
 def test_eval_embedding_subcommand(tmp_path, monkeypatch):
     import functools

@@ -16,6 +16,7 @@ APP = Path(__file__).resolve().parents[1] / "src" / "emotrace" / "apps" / "demo"
 OTHER = "mobilefacenet-rafdb"  # an embedder other than the sidebar's default
 
 
+@pytest.mark.needs_shared
 @pytest.mark.slow
 def test_pair_cosines_are_those_of_eval_embedding():
     model, n, seed = models.DEFAULT_CLASSIFIER, 200, 3

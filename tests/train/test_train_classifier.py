@@ -152,6 +152,7 @@ def test_eval_cli_on_an_exported_model(tmp_path):
     assert (tmp_path / "ev" / "m_ferplus-test.confusion.png").exists()
 
 
+@pytest.mark.needs_shared
 def test_sampler_weighs_faces_without_a_majority_by_their_votes():
     """balance: sampler on real FER+ faces: a face whose votes tie (label -1, kept for its
     soft target) is weighed by its votes, not as class 0 (neutral)."""
@@ -172,6 +173,7 @@ def test_sampler_weighs_faces_without_a_majority_by_their_votes():
     assert np.allclose(mass[counts > 0], mass[counts > 0].mean(), rtol=1e-6)
 
 
+@pytest.mark.needs_shared
 def test_no_epoch_gives_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="no epoch gave a finite validation score"):
         train_classifier(_cfg(tmp_path, **{"train.epochs": 0}), progress=False)

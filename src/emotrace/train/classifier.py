@@ -24,6 +24,7 @@ from emotrace import models
 from emotrace.evaluation.datasets import FaceSet, load_named
 from emotrace.evaluation.metrics import classification_report, plot_confusion
 from emotrace.labels import canonical, va_points
+from emotrace.train.distill import Teachers, teacher_targets, video_faces
 from emotrace.train.export import export_onnx
 from emotrace.train.losses import EmotionNetLoss
 from emotrace.train.nets import EmotionNet, load_onnx_weights, load_pretrained
@@ -74,7 +75,16 @@ DEFAULTS: dict[str, Any] = {
     },
     "augment": {
         "enabled": True, "crop_scale": [0.8, 1.0], "flip": True, "rotation": 10.0,
-        "jitter": 0.3, "blur_p": 0.2, "erase_p": 0.25,
+        "jitter": 0.3, "blur_p": 0.2, "erase_p": 0.25, "noise_p": 0.0, "jpeg_p": 0.0,
+    },
+    # Soft targets from real-face teachers (train/distill.py); no teachers = FER+ votes only.
+    "distill": {
+        "teachers": [],  # registered expression models, e.g. [mobilefacenet-rafdb]
+        "weight": 0.3,  # FER+ faces: target = (1 - weight) votes + weight teachers
+        "videos": [],  # folders of unlabelled videos: their faces get the teachers' targets
+        "video_fps": 5.0,  # frames sampled per second of video
+        "video_repeat": 1,  # each video face counts this many times per epoch
+        "cache_dir": "runs/cache",
     },
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-classifier"},
 }
@@ -91,7 +101,33 @@ def load_data(cfg: dict) -> tuple[FaceSet, FaceSet]:
         valid = valid.take(np.arange(min(d["eval_subset"], len(valid))))
     if cfg["train"]["targets"] == "hard" or train.soft is None:
         train = train.take(np.flatnonzero(train.labels >= 0))  # hard targets need a label
+    if cfg["distill"]["teachers"]:
+        train = with_teachers(cfg, train)
     return train, valid
+
+
+def with_teachers(cfg: dict, train: FaceSet) -> FaceSet:
+    """FER+ targets mixed with the teachers', plus the video faces with theirs."""
+    dist = cfg["distill"]
+    if cfg["train"]["targets"] != "soft" or train.soft is None:
+        raise ValueError("distill.teachers needs soft targets (train.targets: soft, FER+ data)")
+    if not 0 <= dist["weight"] <= 1:
+        raise ValueError(f"distill.weight must be in [0, 1], got {dist['weight']}")
+    teachers = Teachers(dist["teachers"], train.names)
+    cache = Path(dist["cache_dir"])
+    mixed = (1 - dist["weight"]) * train.soft + dist["weight"] * teacher_targets(
+        train, teachers, cache)
+    parts = [FaceSet(train.images, train.labels, train.names, mixed.astype(np.float32))]
+    if dist["videos"]:
+        if train.images.ndim != 3:
+            raise ValueError("distill.videos needs grey FER faces as the training images")
+        faces = video_faces(dist["videos"], teachers, cache, dist["video_fps"],
+                            train.images.shape[1])
+        print(f"distill: {len(faces)} faces from videos, x{dist['video_repeat']}", flush=True)
+        parts += [faces] * int(dist["video_repeat"])
+    return FaceSet(np.concatenate([p.images for p in parts]),
+                   np.concatenate([p.labels for p in parts]), train.names,
+                   np.concatenate([p.soft for p in parts if p.soft is not None]))
 
 
 def targets(batch: FaceSet, soft: bool) -> torch.Tensor:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 import urllib.request
@@ -57,11 +58,23 @@ class ModelCard:
     scores_are_logits: bool = True
     output_embedding: str | None = None
     output_va: str | None = None  # (N, 2) valence, arousal
+    # Calibration, applied at inference: probabilities = softmax(scores / temperature + bias),
+    # the scores being the logits (or the log of the probabilities the graph outputs).
+    temperature: float = 1.0
+    class_bias: tuple[float, ...] = ()  # one per label; () = none
     batchable: bool = True  # False: the graph's batch dimension is fixed at 1
     bundled: bool = False  # trained by emotrace; the file ships inside the package
     backbone: str | None = None  # embedding head / clip pooler: the model whose embedding feeds it
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific defaults (see the cards)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ModelError(f"model {self.name!r}: temperature must be > 0, got "
+                             f"{self.temperature}")
+        if self.class_bias and len(self.class_bias) != len(self.labels):
+            raise ModelError(f"model {self.name!r}: {len(self.class_bias)} class biases for "
+                             f"{len(self.labels)} labels")
 
     @property
     def runnable(self) -> bool:
@@ -74,7 +87,7 @@ class ModelCard:
         if unknown:
             raise ModelError(f"model card {data.get('name')!r}: unknown keys {sorted(unknown)}")
         values = dict(data)
-        for key in ("input_size", "labels"):
+        for key in ("input_size", "labels", "class_bias"):
             if key in values:
                 values[key] = tuple(values[key])
         try:
@@ -272,7 +285,10 @@ def card_from_metadata(path: Path, meta: dict[str, str]) -> ModelCard:
                 crop=meta["emotrace_crop"], labels=tuple(meta["emotrace_labels"].split(",")),
                 input_name="data", output_scores="probs", scores_are_logits=False,
                 output_embedding="embedding",
-                output_va="va" if meta.get("emotrace_has_va") == "True" else None)
+                output_va="va" if meta.get("emotrace_has_va") == "True" else None,
+                temperature=float(meta.get("emotrace_temperature", "1")),
+                class_bias=tuple(float(b) for b in meta["emotrace_class_bias"].split(","))
+                if meta.get("emotrace_class_bias") else ())
         if kind == "embedding-head":
             return replace(base, task=kind, backbone=meta["emotrace_backbone"])
         if kind == "clip-pooler":

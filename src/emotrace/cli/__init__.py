@@ -49,7 +49,8 @@ EVAL_COMMANDS: Commands = [("classifier", evaluate.classifier_cmd),
 TRAIN_COMMANDS: Commands = [("classifier", train.classifier_cmd),
                             ("embedding", train.embedding_cmd),
                             ("temporal", train.temporal_cmd),
-                            ("clip", train.clip_cmd)]
+                            ("clip", train.clip_cmd),
+                            ("calibrate", train.calibrate_cmd)]
 
 for _group, _commands in ((app, COMMANDS), (eval_app, EVAL_COMMANDS),
                           (train_app, TRAIN_COMMANDS)):

@@ -12,7 +12,8 @@ import typer
 from typer.core import TyperGroup
 
 DataOpt = Annotated[str, typer.Option(
-    help="ferplus-test | ferplus-valid | fer2013-private | a class folder | a CSV.")]
+    help="ferplus-test | ferplus-valid | fer2013-private | a class folder | a CSV | a folder "
+         "of photos (index.csv of file,label, or class folders).")]
 EvalOutdirOpt = Annotated[Path, typer.Option(
     "--output", "-o", help="Folder for the JSON report and the PNG figures.")]
 LimitOpt = Annotated[int | None, typer.Option(
@@ -39,10 +40,29 @@ def classifier_cmd(
     against: Annotated[str | None, typer.Option(
         help="A second classifier to compare on the same faces: accuracy difference with a "
              "bootstrap 95% interval and an exact McNemar test.", show_default=False)] = None,
+    detect: Annotated[bool | None, typer.Option(
+        "--detect/--no-detect",
+        help="Run the full pipeline on uncropped photos (detect, crop, classify the largest "
+             "face; no face found = wrong) instead of taking each image as a face crop. "
+             "Default: automatic (a folder with index.csv, or images over 96 px).",
+        show_default=False)] = None,
 ) -> None:
     """Accuracy, macro-F1, per-class recall, confusion matrix and ECE of a classifier."""
+    from emotrace.evaluation import realfaces
     from emotrace.evaluation.classifier import evaluate, format_report
 
+    folder = Path(data).is_dir()
+    if detect and not folder:
+        raise typer.BadParameter("--detect needs --data to be a folder of photos",
+                                 param_hint="--detect")
+    if folder and (detect if detect is not None else realfaces.looks_uncropped(data)):
+        if limit is not None:
+            raise typer.BadParameter("--limit applies to face crops, not to --detect photos",
+                                     param_hint="--limit")
+        photo_report = realfaces.evaluate_photos(model, data, outdir, against)
+        typer.echo(realfaces.format_photo_report(photo_report))
+        typer.echo(f"-> {outdir}/", err=True)
+        return
     report = evaluate(model, data, outdir, limit, against=against)
     typer.echo(format_report(report))
     typer.echo(f"-> {outdir}/", err=True)

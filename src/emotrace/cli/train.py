@@ -142,3 +142,31 @@ def probe_cmd(
         typer.echo(f"{name.upper():4} test accuracy {r['accuracy']:.4f}  "
                    f"macro-F1 {r['macro_f1']:.4f}")
     typer.echo(f"-> {outdir}/probe.json, {outdir}/probe_curves.png", err=True)
+
+
+def calibrate_cmd(
+    model: Annotated[Path, typer.Argument(help="An expression model file written by emotrace "
+                                          "train (.onnx).", show_default=False)],
+    data: Annotated[str, typer.Option(help="Labelled faces to fit on (not the test set).")
+                    ] = "ferplus-valid",
+    prior: Annotated[bool, typer.Option(
+        help="Also fit a class bias (logit adjustment against the training prior, its "
+             "strength chosen on the set's macro-F1).")] = False,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write a calibrated copy here (default: the file itself).")
+                      ] = None,
+) -> None:
+    """Fit a model's temperature (and class bias) and write them into its metadata."""
+    try:
+        from emotrace.train.calibrate import fit, write
+    except ImportError as exc:
+        fail(f"calibration writes ONNX metadata with the onnx package: {TRAIN_EXTRA} ({exc})")
+    if not model.is_file():
+        fail(f"{model}: no such model file")
+    result = fit(model, data, "temperature+prior" if prior else "temperature")
+    path = write(model, result, output)
+    raw, cal = result["valid_raw"], result["valid_calibrated"]
+    typer.echo(f"{path}: temperature {result['temperature']:.4f}"
+               + (f", class bias tau {result['tau']}" if prior else "")
+               + f"; {data} accuracy {raw['accuracy']:.4f} -> {cal['accuracy']:.4f}, "
+                 f"ECE {raw['ece']:.4f} -> {cal['ece']:.4f}")

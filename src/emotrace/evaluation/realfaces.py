@@ -133,3 +133,71 @@ def score(probs: np.ndarray, model_labels: tuple[str, ...], photos: PhotoSet) ->
             "accuracy": float(correct.mean()), "mean_recall": float(np.mean(list(recall.values()))),
             "called_neutral": float((pred == "neutral").mean()), "recall": recall,
             "correct": correct}
+
+
+def looks_uncropped(root: str | Path, sample: int = 20, side: int = 96) -> bool:
+    """True when a labelled folder holds photos to detect faces in rather than face crops:
+    it has an index.csv of file,label, or its images' median shorter side exceeds `side`
+    pixels (FER-style crops are 48 px)."""
+    import cv2
+
+    root = Path(root)
+    if (root / "index.csv").is_file():
+        return True
+    sides = []
+    for path in sorted(root.rglob("*"))[: sample * 10]:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            header = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+            if header is not None:
+                sides.append(min(header.shape) * 8)
+        if len(sides) >= sample:
+            break
+    return bool(sides) and float(np.median(sides)) > side
+
+
+def evaluate_photos(model: str, root: str | Path, outdir: str | Path | None = None,
+                    against: str | None = None) -> dict:
+    """`emotrace eval MODEL --data DIR --detect`: the full pipeline on a folder of photos,
+    with `against`, an exact McNemar test against a second model on the same photos."""
+    from emotrace.evaluation.metrics import mcnemar
+    from emotrace.outputs.files import write_csv, write_json
+
+    clf = ExpressionClassifier(model)
+    other = ExpressionClassifier(against) if against is not None else None
+    photos = photo_set(root)
+    faces = find_faces(photos)
+    probs = photo_probs(clf, photos, faces)
+    report = score(probs, clf.labels, photos)
+    correct = report.pop("correct")
+    report.update(model=model, data=str(root))
+    if other is not None:
+        other_report = score(photo_probs(other, photos, faces), other.labels, photos)
+        report["paired"] = {**mcnemar(correct, other_report["correct"]), "against": against,
+                            "accuracy_b": other_report["accuracy"]}
+    if outdir is not None:
+        outdir = Path(outdir)
+        stem = f"{Path(model).stem}_{Path(root).name}"
+        write_json(report, outdir / f"{stem}.json")
+        names = [canonical(x) for x in clf.labels]
+        top = np.nan_to_num(probs, nan=-1).argmax(1)
+        table = pd.DataFrame({"file": [str(f) for f in photos.files], "label": photos.labels,
+                              "predicted": [names[j] if ok else "" for j, ok in
+                                            zip(top, faces.found, strict=True)],
+                              "face_found": faces.found, "correct": correct})
+        write_csv(table, outdir / f"{stem}.csv")
+    return report
+
+
+def format_photo_report(r: dict) -> str:
+    lines = [f"{r['model']} on {r['data']} ({r['photos']} photos, faces found in "
+             f"{r['faces_found']}; full pipeline: detection, crop, classification)",
+             f"accuracy     {r['accuracy']:.4f}",
+             f"mean recall  {r['mean_recall']:.4f}",
+             f"called neutral {r['called_neutral']:.3f}",
+             "recall       " + ", ".join(f"{k} {v:.2f}" for k, v in r["recall"].items())]
+    if paired := r.get("paired"):
+        lines.append(f"against      {paired['against']}: accuracy {paired['accuracy_b']:.4f}; "
+                     f"McNemar only {r['model']} right {paired['a_only']}, only "
+                     f"{paired['against']} right {paired['b_only']}, exact p = "
+                     f"{paired['p_value']:.2g}")
+    return "\n".join(lines)

@@ -19,6 +19,22 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def calibrated(scores: np.ndarray, card: models.ModelCard) -> np.ndarray:
+    """(N, K) probabilities from a model's raw scores, with the card's temperature and class
+    bias: softmax(logits / T + b); for a graph that outputs probabilities, log p stands in for
+    the logits (equal up to a per-row constant, which softmax ignores)."""
+    if card.scores_are_logits:
+        z = scores
+    else:
+        if card.temperature == 1.0 and not card.class_bias:
+            return scores / scores.sum(axis=1, keepdims=True)
+        z = np.log(np.maximum(scores, np.float32(1e-12)))
+    z = z / np.float32(card.temperature)
+    if card.class_bias:
+        z = z + np.asarray(card.class_bias, np.float32)
+    return softmax(z)
+
+
 class ExpressionClassifier:
     """Classify face crops with an expression model.
 
@@ -90,8 +106,7 @@ class ExpressionClassifier:
             values = self._sess.run(self._outputs, {self.card.input_name: x})
             for store, value in zip(outs, values, strict=True):
                 store.append(value)
-        s = np.concatenate(outs[0]).astype(np.float32)
-        probs = softmax(s) if self.card.scores_are_logits else s / s.sum(axis=1, keepdims=True)
+        probs = calibrated(np.concatenate(outs[0]).astype(np.float32), self.card)
         va = np.concatenate(outs[1]).astype(np.float32) if self.has_va else None
         emb = np.concatenate(outs[-1]).astype(np.float32) if self.has_embeddings else None
         return Emotions(probs.astype(np.float32), self.labels, emb,

@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from emotrace import models
+from emotrace.evaluation.calibration import apply
 from emotrace.evaluation.datasets import FaceSet, load_named
 from emotrace.evaluation.metrics import classification_report, plot_confusion
 from emotrace.labels import canonical, va_points
+from emotrace.train import calibrate
 from emotrace.train.distill import Teachers, teacher_targets, video_faces
 from emotrace.train.export import export_onnx
 from emotrace.train.losses import EmotionNetLoss
@@ -72,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
         "max_steps_per_epoch": None,
         "threads": 0,  # torch threads; 0 = all cores
         "device": "cpu",  # cpu | cuda | mps | auto
+        # Fitted on the valid set after training, written into model.onnx's metadata and
+        # applied at inference: none | temperature | temperature+prior (train/calibrate.py).
+        "calibration": "temperature",
     },
     "augment": {
         "enabled": True, "crop_scale": [0.8, 1.0], "flip": True, "rotation": 10.0,
@@ -278,29 +283,35 @@ def train_epoch(cfg: dict, net: EmotionNet, train: FaceSet, tf: TrainTransform,
 
 # -- 5. test and export -------------------------------------------------------------------------
 def evaluate_and_export(cfg: dict, net: EmotionNet, valid: FaceSet, tf: EvalTransform,
-                    run_dir: Path, grey: bool) -> tuple[dict, list[Path]]:
-    """Valid and test reports of `net` (the best epoch), confusion PNGs and model.onnx."""
+                        run_dir: Path, grey: bool) -> tuple[dict, list[Path]]:
+    """model.onnx of `net` (the best epoch), calibrated on the valid set; valid and test
+    reports of the calibrated probabilities (what inference gives) and confusion PNGs."""
     import mlflow
 
     d, labels = cfg["data"], valid.names
-    results: dict[str, Any] = {}
-    files = []
+    # FER faces are grey: the exported model says so
+    onnx_path = export_onnx(net, labels, run_dir / "model.onnx", crop="box",
+                            color="gray3" if grey else "rgb")
+    calibration = calibrate.fit(onnx_path, d["valid"], cfg["train"]["calibration"])
+    calibrate.write(onnx_path, calibration)
+    bias = calibration["class_bias"]
+    results: dict[str, Any] = {"calibration": calibration}
+    files = [onnx_path]
     for split in ("valid", "test"):
         if not d[split]:
             continue
         faces = valid if split == "valid" else load_named(d[split], d["label_set"])
         if d["eval_subset"] and split == "test":
             faces = faces.take(np.arange(min(d["eval_subset"], len(faces))))
-        report = classification_report(predict(net, faces, tf, labels)[0], faces.labels, labels)
+        probs = apply(predict(net, faces, tf, labels)[0], calibration["temperature"],
+                      None if bias is None else np.asarray(bias))
+        report = classification_report(probs, faces.labels, labels)
         results[split] = report
         mlflow.log_metrics({f"{split}_{m}": report[m] for m in ("accuracy", "macro_f1", "ece")})
         files.append(plot_confusion(np.array(report["confusion"]), labels,
                                     run_dir / f"confusion_{split}.png",
                                     f"{cfg['name']} on {d[split]}: accuracy "
                                     f"{report['accuracy']:.3f}"))
-    # FER faces are grey: the exported model says so
-    files.append(export_onnx(net, labels, run_dir / "model.onnx", crop="box",
-                             color="gray3" if grey else "rgb"))
     return results, files
 
 

@@ -1,6 +1,7 @@
 """Batch transforms on tensors (kornia): faces (N, H, W[, 3]) uint8 -> (N, 3, S, S) in [-1, 1].
 
-Augmentation runs on whole batches, which on a CPU is far cheaper than per-image pipelines.
+Augmentation runs on whole batches, which on a CPU is far cheaper than per-image pipelines,
+and on the device the faces are on (a uint8 tensor on a GPU is augmented there).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ class AugmentConfig:
                 raise ValueError(f"{name} must be in [0, 1]")
 
 
-def to_tensor(faces: np.ndarray) -> torch.Tensor:
-    """(N, H, W) grey or (N, H, W, 3) RGB uint8 -> (N, 3, H, W) float in [0, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(faces)).float().div_(255.0)
+def to_tensor(faces: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(N, H, W) grey or (N, H, W, 3) RGB uint8 -> (N, 3, H, W) float in [0, 1]; a tensor
+    stays on its device (uint8 faces moved to a GPU are augmented there)."""
+    if not isinstance(faces, torch.Tensor):
+        faces = torch.from_numpy(np.ascontiguousarray(faces))
+    x = faces.float().div(255.0)
     if x.ndim == 3:
         return x[:, None].expand(-1, 3, -1, -1).contiguous()
     return x.permute(0, 3, 1, 2).contiguous()
@@ -47,7 +51,7 @@ class EvalTransform:
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def __call__(self, faces: np.ndarray) -> torch.Tensor:
+    def __call__(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = to_tensor(faces)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
@@ -74,7 +78,7 @@ class TrainTransform(EvalTransform):
         self.ops = K.AugmentationSequential(*ops)
         self.erase = K.RandomErasing(scale=(0.02, 0.15), p=cfg.erase_p) if cfg.erase_p else None
 
-    def __call__(self, faces: np.ndarray) -> torch.Tensor:
+    def __call__(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
         if not self.cfg.enabled:
             return super().__call__(faces)
         x = self.ops(to_tensor(faces)).clamp_(0, 1)

@@ -21,7 +21,7 @@ from emotrace.train.run import (  # noqa: E402
 )
 
 NO_ACCELERATOR = not torch.cuda.is_available() and not torch.backends.mps.is_available()
-TRAINERS = ("classifier", "clip")
+TRAINERS = ("classifier", "embedding", "temporal", "clip")
 
 
 @pytest.mark.parametrize("module", TRAINERS)

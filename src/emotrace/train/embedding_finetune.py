@@ -122,6 +122,7 @@ def train_epoch(cfg: dict, net: ProjectedEmotionNet, train: FaceSet, tf: TrainTr
     totals = np.zeros(3)
     device = next(net.parameters()).device
     amp = Precision(device)
+    assert train.soft is not None  # FER+ faces carry their vote distributions
     loader = batch_loader((train.images, train.labels, train.soft), list(order), cfg, device)
     bar = tqdm(loader, desc=desc, disable=not progress, unit="step")
     for images, labels, soft in bar:

@@ -31,7 +31,7 @@ import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -161,7 +161,7 @@ def batch_loader(arrays: Sequence[np.ndarray], batches: Sequence[np.ndarray], cf
 def rng_state() -> dict[str, Any]:
     """NumPy's, PyTorch's (and CUDA's) global generator states, as tensors and plain values
     (what `load_checkpoint` accepts)."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    name, keys, pos, has_gauss, gauss = cast(tuple, np.random.get_state(legacy=True))
     state = {"numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
                        float(gauss)], "torch": torch.get_rng_state()}
     if torch.cuda.is_available():

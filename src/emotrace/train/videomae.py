@@ -43,7 +43,7 @@ class VideoMAEClipEmbedder:
         self.device = choose_device(device, "--device")
         self.amp = Precision(self.device)
         model = VideoMAEModel.from_pretrained(str(checkpoint), local_files_only=True)
-        self.model = model.to(self.device).eval()
+        self.model = torch.nn.Module.to(model, self.device).eval()
         cfg = self.model.config
         self.num_frames, self.size = cfg.num_frames, cfg.image_size
 

@@ -60,3 +60,59 @@ def test_other_defaults_replace_the_classifier_ones():
     assert cfg == {"name": "t", "train": {"epochs": 4}} and task["train"]["epochs"] == 1
     with pytest.raises(KeyError, match="unknown config key 'model'"):
         load_config(None, ["model.head=va"], task)
+
+
+@pytest.mark.parametrize(("override", "expected", "shown"), [
+    ("train.epochs=abc", "an integer", "'abc'"), ("train.epochs=2.5", "an integer", "2.5"),
+    ("train.epochs=true", "an integer", "True"), ("train.lr=fast", "a number", "'fast'"),
+    ("augment.enabled=3", "true or false", "3"),
+    ("augment.enabled=maybe", "true or false", "'maybe'"),
+    ("augment.crop_scale=0.5", "a list", "0.5"), ("model.head=[a]", "text", "['a']"),
+])
+def test_a_value_of_the_wrong_type_names_key_value_and_type(override, expected, shown):
+    key = override.partition("=")[0]
+    with pytest.raises(ValueError, match=f"config key '{key}': expected {expected}") as info:
+        load_config(None, [override], DEFAULTS)
+    assert str(info.value).endswith(f"got {shown}")
+
+
+def test_right_types_pass_and_ints_become_floats(tmp_path):
+    cfg = load_config(None, ["train.epochs=3", "train.lr=3", "train.weight_decay=1e-3",
+                             "augment.enabled=false", "name=2024", "data.test=null",
+                             "data.subset=100"], DEFAULTS)
+    t = cfg["train"]
+    assert t["epochs"] == 3 and isinstance(t["epochs"], int)
+    assert t["lr"] == 3.0 and isinstance(t["lr"], float) and t["weight_decay"] == 0.001
+    assert cfg["augment"]["enabled"] is False and cfg["name"] == "2024"
+    assert cfg["data"]["test"] is None and cfg["data"]["subset"] == 100
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {epochs: ten}\n")
+    with pytest.raises(ValueError, match="'train.epochs': expected an integer .* got 'ten'"):
+        load_config(bad, [], DEFAULTS)
+
+
+def test_a_runs_config_yaml_reads_back_without_its_resolved_device(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("name: r\ntrain: {device: auto, device_resolved: cpu, epochs: 2}\n")
+    cfg = load_config(path, [], DEFAULTS)
+    assert cfg["train"]["device"] == "auto" and "device_resolved" not in cfg["train"]
+    assert cfg["train"]["epochs"] == 2
+    with pytest.raises(KeyError, match="train.device_resolved"):  # never a setting
+        load_config(None, ["train.device_resolved=cuda"], DEFAULTS)
+
+
+def test_cli_with_a_wrongly_typed_override_is_one_line_exit_2_and_no_run_folder(
+        tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from emotrace.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    run = CliRunner().invoke(app, ["train", "classifier", f"output_dir={tmp_path / 'out'}",
+                                   "train.epochs=abc"])
+    lines = [line for line in run.output.splitlines() if line.strip()]
+    assert run.exit_code == 2, run.output
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "train.epochs" in lines[0] and "'abc'" in lines[0] and "integer" in lines[0]
+    assert run.exception is None or isinstance(run.exception, SystemExit)
+    assert list(tmp_path.iterdir()) == []  # neither out/ nor runs/classifier/config.yaml

@@ -48,7 +48,7 @@ def test_best_epoch_on_disk_resumes(tmp_path):
     net = _net(0.0)
     second.restore(net)
     assert float(net.weight.detach()[0, 0]) == 5.0 and second.stale == 1
-    assert torch.load(tmp_path / "best.pt", weights_only=False)["labels"] == ("a", "b")
+    assert torch.load(tmp_path / "best.pt", weights_only=True)["labels"] == ("a", "b")
 
 
 def test_window_pairs_repeat_with_the_seed_and_pair_rows_of_one_window():

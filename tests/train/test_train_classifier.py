@@ -73,7 +73,7 @@ def test_one_epoch_lowers_the_loss_and_resume_continues(tmp_path):
     assert len(first["history"]) == 1
     run = tmp_path / "tiny"
     net = build_net(cfg, subset.names)
-    net.load_state_dict(torch.load(run / "last.pt", weights_only=False)["model"])
+    net.load_state_dict(torch.load(run / "last.pt", weights_only=True)["model"])
     after = _loss(net, subset, cfg)
     assert after < before
     # Resume with 2 epochs: it continues at epoch 2 instead of starting again.

@@ -40,7 +40,7 @@ def test_tcn_pooler_on_real_windows(tmp_path, styletalk_dir):
     # the exported pooler (ONNX Runtime, no torch) equals the PyTorch one, over any length
     from emotrace.faces.embed import FaceEmbedder
 
-    saved = torch.load(tmp_path / "tcn" / "clip.pt", weights_only=False)
+    saved = torch.load(tmp_path / "tcn" / "clip.pt", weights_only=True)
     pooler = ClipPooler("tcn", saved["in_dim"], 256, 128)
     pooler.load_state_dict(saved["model"])
     embedder = FaceEmbedder(str(tmp_path / "tcn" / "clip.onnx"))

@@ -73,7 +73,7 @@ def test_short_run_is_tracked_exported_and_evaluated(tmp_path):
     assert {"head.onnx", "head.pt", "metrics.json", "config.yaml"} <= files
     assert 250 < json.loads((run / "metrics.json").read_text())["test"]["n"] <= 300  # labelled ones
     # the ONNX head (run by FaceEmbedder, no torch) equals the PyTorch head
-    saved = torch.load(run / "head.pt", weights_only=False)
+    saved = torch.load(run / "head.pt", weights_only=True)
     head = ProjectionHead(saved["in_dim"], 512, 128)
     head.load_state_dict(saved["head"])
     feats, _, _ = cached_features(FaceEmbedder("emotrace-ferplus8"), "valid", tmp_path / "cache",
@@ -145,7 +145,7 @@ def test_finetune_mode_trains_backbone_and_exports_one_model(tmp_path):
     # three small steps from the shipped model keep its classifier working
     assert row["valid_accuracy"] > 0.7 and 0.5 < row["valid_auc"] <= 1
     run = tmp_path / "ft"
-    saved = torch.load(run / "best.pt", weights_only=False)
+    saved = torch.load(run / "best.pt", weights_only=True)
     net = ProjectedEmotionNet(8, True, 64, 0.0, 512, 128)
     net.load_state_dict(saved["model"])
     # the backbone moved (it was trained, not frozen)

@@ -62,5 +62,5 @@ def test_audio_visual_fusion_runs_with_and_without_sound(tmp_path, pyfeat_dir, s
     assert results["model"]["all"]["tracks"] == 2
     import torch
 
-    saved = torch.load(tmp_path / "av" / "temporal.pt", weights_only=False)
+    saved = torch.load(tmp_path / "av" / "temporal.pt", weights_only=True)
     assert saved["in_dim"] == 512 + 88  # visual embedding + eGeMAPS

@@ -117,6 +117,9 @@ def probe_cmd(
         "--output", "-o", help="Folder for probe.json and probe_curves.png.")] = Path("probe"),
     epochs: Annotated[int, typer.Option(
         help="Most MLP epochs (early stopping on valid macro-F1).")] = 60,
+    device: Annotated[str, typer.Option(
+        help="auto (CUDA, then MPS, else CPU) | cpu | cuda | mps: where the MLP (and "
+             "VideoMAE) run.")] = "auto",
 ) -> None:
     """MLP (3 layers, PyTorch) vs SVM (scikit-learn) on the same embeddings and splits."""
     try:
@@ -131,12 +134,12 @@ def probe_cmd(
 
         if videos is None:
             fail("--videomae needs --videos FOLDER")
-        embeddings = clip_table(videomae, videos, outdir / "videomae_clips.npz", window)
+        embeddings = clip_table(videomae, videos, outdir / "videomae_clips.npz", window, device)
     elif backbone is not None:
         embeddings = embeddings_from_faces(backbone, outdir / f"{Path(backbone).stem}_ferplus.npz",
                                            limit)
     assert embeddings is not None  # exactly one source was given, checked above
-    report = run_probe(embeddings, outdir, epochs)
+    report = run_probe(embeddings, outdir, epochs, device=device)
     for name in ("mlp", "svm"):
         r = report[name]
         typer.echo(f"{name.upper():4} test accuracy {r['accuracy']:.4f}  "

@@ -53,6 +53,12 @@ def shared_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared"
 
 
+def ferplus_files(root: Path | None = None) -> list[Path]:
+    """The files `ferplus` reads (pixels and index), to key caches of what it gives."""
+    root = root or shared_dir() / "data" / "ferplus"
+    return [root / "ferplus_48x48.npz", root / "index.csv"]
+
+
 def ferplus(split: str, label_set: str = "ferplus8", root: Path | None = None) -> FaceSet:
     """FER+ (train / valid / test) with majority labels and the annotators' vote distribution.
 

@@ -22,16 +22,20 @@ On a labelled face set (FER+ test by default), with L2-normalised embeddings:
   one face of one video (`VideoAnalysis.tracks`).
 
 Pairs are sampled (up to `max_pairs` of each kind) with a fixed seed, so the numbers repeat.
+The report and figure are named by `output_stem(model)`: two models never share a file name
+(runs/a/model.onnx and runs/b/model.onnx get `a_model_<hash>` and `b_model_<hash>`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from emotrace import models
 from emotrace.evaluation.classifier import face_batches
 from emotrace.evaluation.datasets import FaceSet, ferplus, load_named
 from emotrace.faces.embed import FaceEmbedder
@@ -217,6 +221,17 @@ def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> P
     return path
 
 
+def output_stem(model: str) -> str:
+    """A file-name stem for `model`'s outputs that no other model shares: a registered name
+    as it is; a file as <its folder's name>_<its stem>_<8 hex digits of its resolved path>."""
+    if model in models.REGISTRY:
+        return model
+    path = Path(model).expanduser().resolve()
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    name = f"{path.parent.name}_{path.stem}" if path.parent.name else path.stem
+    return f"{name}_{digest}"
+
+
 def labelled_sample(data: str, limit: int | None, rng: np.random.Generator) -> FaceSet:
     """The faces `evaluate_embedding` scores: `limit` drawn from `data` with `rng` (all when
     None), of which those with an emotion label."""
@@ -263,7 +278,7 @@ def evaluate_embedding(model: str, data: str = "ferplus-test", outdir: str | Pat
         report["same_minus_opposite"] = same - opposite
     if outdir is not None:
         outdir = Path(outdir)
-        stem = f"{Path(model).stem}_{Path(data).name}_embedding"
+        stem = f"{output_stem(model)}_{Path(data).name}_embedding"
         write_json(report, outdir / f"{stem}.json")
         plot_distributions(sims, outdir / f"{stem}.png",
                            f"{model} on {data}: same vs opposite emotion")

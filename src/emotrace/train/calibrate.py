@@ -22,7 +22,7 @@ from emotrace.evaluation.calibration import (
     prior_bias,
 )
 from emotrace.evaluation.classifier import face_probs
-from emotrace.evaluation.datasets import load_named
+from emotrace.evaluation.datasets import FaceSet, load_named
 from emotrace.evaluation.metrics import classification_report
 from emotrace.faces.classify import ExpressionClassifier
 from emotrace.labels import canonical
@@ -41,20 +41,22 @@ def class_prior(data: str, labels: tuple[str, ...]) -> np.ndarray:
     return prior.astype(np.float64)
 
 
-def fit(model: str | Path, valid: str = "ferplus-valid", method: str = "temperature",
-        prior_data: str = "ferplus-train") -> dict:
-    """The calibration of `model` fitted on `valid`; the model's scores are taken raw (any
-    calibration already in the file is ignored)."""
+def fit(model: str | Path, valid: str | FaceSet = "ferplus-valid",
+        method: str = "temperature", prior_data: str = "ferplus-train") -> dict:
+    """The calibration of `model` fitted on `valid` (a data set name or faces); the model's
+    scores are taken raw (any calibration already in the file is ignored)."""
     if method not in CALIBRATIONS:
         raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {method!r}")
     clf = ExpressionClassifier(model)
     clf.card = replace(clf.card, temperature=1.0, class_bias=())
-    faces = load_named(valid, "submission9" if "uncertain" in clf.labels else "ferplus8")
+    faces = valid if isinstance(valid, FaceSet) else load_named(
+        valid, "submission9" if "uncertain" in clf.labels else "ferplus8")
     if tuple(canonical(x) for x in clf.labels) != tuple(canonical(x) for x in faces.names):
-        raise ModelError(f"{model}: labels {clf.labels} are not those of {valid} "
+        raise ModelError(f"{model}: labels {clf.labels} are not those of the valid set "
                          f"({faces.names}); calibrate on a set with the model's labels")
     raw = face_probs(clf, faces)
-    out: dict = {"method": method, "data": valid, "temperature": 1.0, "class_bias": None,
+    out: dict = {"method": method, "data": valid if isinstance(valid, str) else "valid set",
+                 "temperature": 1.0, "class_bias": None,
                  "valid_raw": _summary(raw, faces.labels, faces.names)}
     if method == "none":
         return out

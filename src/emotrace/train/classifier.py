@@ -32,9 +32,14 @@ from emotrace.train.losses import EmotionNetLoss
 from emotrace.train.nets import EmotionNet, load_onnx_weights, load_pretrained
 from emotrace.train.run import (
     BestEpoch,
-    choose_device,
+    Precision,
+    batch_loader,
     finish_run,
+    load_checkpoint,
     record_epoch,
+    restore_rng,
+    rng_state,
+    run_device,
     start_run,
     tracked,
 )
@@ -73,7 +78,8 @@ DEFAULTS: dict[str, Any] = {
         "patience": 3,  # early stopping: epochs without a better valid score
         "max_steps_per_epoch": None,
         "threads": 0,  # torch threads; 0 = all cores
-        "device": "cpu",  # cpu | cuda | mps | auto
+        "device": "auto",  # auto (CUDA, then MPS, else CPU) | cpu | cuda | mps
+        "workers": 0,  # DataLoader processes making the batches (0: in the training process)
         # Fitted on the valid set after training, written into model.onnx's metadata and
         # applied at inference: none | temperature | temperature+prior (train/calibrate.py).
         "calibration": "temperature",
@@ -258,22 +264,25 @@ def train_epoch(cfg: dict, net: EmotionNet, train: FaceSet, tf: TrainTransform,
                 loss_fn: EmotionNetLoss, opt: torch.optim.Optimizer,
                 sched: torch.optim.lr_scheduler.LambdaLR, steps: int, desc: str,
                 progress: bool) -> float:
-    """One epoch of `steps` batches; returns the mean loss."""
+    """One epoch of `steps` batches (made by the run's DataLoader, augmented on the net's
+    device, mixed precision on CUDA); returns the mean loss."""
     t = cfg["train"]
     device = next(net.parameters()).device
+    amp = Precision(device)
     net.train()
     if cfg["model"]["freeze_backbone"]:
         net.backbone.eval()
-    order = epoch_order(cfg, train)
+    order, size = epoch_order(cfg, train), t["batch_size"]
+    batches = [order[step * size : (step + 1) * size] for step in range(steps)]
+    target = targets(train, t["targets"] == "soft").numpy()
     losses: list[float] = []
-    bar = tqdm(range(steps), desc=desc, disable=not progress, unit="step")
-    for step in bar:
-        batch = train.take(order[step * t["batch_size"] : (step + 1) * t["batch_size"]])
-        loss = loss_fn(net(tf(batch.images).to(device)),
-                       targets(batch, t["targets"] == "soft").to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    bar = tqdm(batch_loader((train.images, target), batches, cfg, device), desc=desc,
+               disable=not progress, unit="step")
+    for images, batch_target in bar:
+        with amp.autocast():
+            loss = loss_fn(net(tf(images.to(device, non_blocking=True))),
+                           batch_target.to(device, non_blocking=True))
+        amp.step(loss, opt)
         sched.step()
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
@@ -292,7 +301,8 @@ def evaluate_and_export(cfg: dict, net: EmotionNet, valid: FaceSet, tf: EvalTran
     # FER faces are grey: the exported model says so
     onnx_path = export_onnx(net, labels, run_dir / "model.onnx", crop="box",
                             color="gray3" if grey else "rgb")
-    calibration = calibrate.fit(onnx_path, d["valid"], cfg["train"]["calibration"])
+    calibration = calibrate.fit(onnx_path, valid, cfg["train"]["calibration"])
+    calibration["data"] = d["valid"]
     calibrate.write(onnx_path, calibration)
     bias = calibration["class_bias"]
     results: dict[str, Any] = {"calibration": calibration}
@@ -320,7 +330,7 @@ def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> 
     run_dir = start_run(cfg)
     train, valid = load_data(cfg)
     labels = train.names
-    net = build_net(cfg, labels).to(choose_device(t["device"]))
+    net = build_net(cfg, labels).to(run_device(cfg))
     size = cfg["model"]["input_size"]
     augment = {**cfg["augment"], "crop_scale": tuple(cfg["augment"]["crop_scale"])}
     train_tf = TrainTransform(size, AugmentConfig(**augment))
@@ -333,14 +343,13 @@ def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> 
     best = BestEpoch(t["patience"], run_dir / "best.pt")
     start, history = 0, []
     if resume and (run_dir / "last.pt").exists():
-        ckpt = torch.load(run_dir / "last.pt", weights_only=False)
+        ckpt = load_checkpoint(run_dir / "last.pt")
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         best.load_state_dict(ckpt["best"])
         start, history = ckpt["epoch"] + 1, ckpt["history"]
-        np.random.set_state(ckpt["numpy_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        restore_rng(ckpt["rng"])
 
     with tracked(cfg):
         for epoch in range(start, t["epochs"]):
@@ -359,8 +368,7 @@ def train_classifier(cfg: dict, resume: bool = False, progress: bool = True) -> 
                                {"config": cfg, "labels": labels})
             torch.save({"model": net.state_dict(), "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(), "epoch": epoch, "best": best.state_dict(),
-                        "history": history, "numpy_rng": np.random.get_state(),
-                        "torch_rng": torch.get_rng_state()}, run_dir / "last.pt")
+                        "history": history, "rng": rng_state()}, run_dir / "last.pt")
             if stop:
                 print(f"early stop: no better valid accuracy for {best.stale} epochs", flush=True)
                 break

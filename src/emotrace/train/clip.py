@@ -11,7 +11,6 @@ The pooler is exported to `clip.onnx` for `emotrace index --embedder RUN/clip.on
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,16 @@ from torch import nn
 
 from emotrace.evaluation.embedding import roc_auc
 from emotrace.train.losses import SupervisedContrastiveLoss
-from emotrace.train.run import finish_run, record_epoch, start_run, tracked, write_onnx
+from emotrace.train.run import (
+    Precision,
+    batch_loader,
+    finish_run,
+    record_epoch,
+    run_device,
+    start_run,
+    tracked,
+    write_onnx,
+)
 from emotrace.train.temporal import TCNBlock, load_tracks
 
 KINDS = ("mean", "attention", "gru", "tcn")
@@ -32,8 +40,10 @@ DEFAULTS: dict[str, Any] = {
     "backbone": "emotrace-ferplus8",
     "data": {"videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4, "window": 20},
     "model": {"kind": "attention", "hidden": 256, "out": 128},
+    # device: auto (CUDA, then MPS, else the CPU) | cpu | cuda | mps; mixed precision on CUDA
+    # workers: DataLoader processes cutting the batches of windows (0: none)
     "train": {"epochs": 20, "batch_size": 128, "lr": 1e-3, "temperature": 0.1,
-              "instance_weight": 0.5, "threads": 0},
+              "instance_weight": 0.5, "threads": 0, "device": "auto", "workers": 0},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-clip"},
 }
 
@@ -132,18 +142,18 @@ def train_epoch(cfg: dict, model: ClipPooler, train: tuple[np.ndarray, ...],
     pseudo-labels + `instance_weight` x the same over track ids (the same track's windows
     are one instance: overlapping windows agree)."""
     t = cfg["train"]
-    x, y, ids = train
+    device = next(model.parameters()).device
+    amp = Precision(device)
     model.train()
-    perm = rng.permutation(len(x))
+    perm = rng.permutation(len(train[0]))
+    batches = [perm[s:s + t["batch_size"]] for s in range(0, len(perm), t["batch_size"])]
     total = 0.0
-    for s in range(0, len(perm), t["batch_size"]):
-        b = perm[s:s + t["batch_size"]]
-        emb = model(torch.from_numpy(x[b]))
-        loss = loss_fn(emb, torch.from_numpy(y[b]))
-        loss = loss + t["instance_weight"] * loss_fn(emb, torch.from_numpy(ids[b]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    for x, y, ids in batch_loader(train, batches, cfg, device):
+        with amp.autocast():
+            emb = model(x.to(device, non_blocking=True))
+            loss = loss_fn(emb, y.to(device, non_blocking=True))
+            loss = loss + t["instance_weight"] * loss_fn(emb, ids.to(device, non_blocking=True))
+        amp.step(loss, opt)
         total += float(loss.detach())
     return total
 
@@ -161,7 +171,8 @@ def train_clip(cfg: dict, progress: bool = True) -> dict:
     base = x_te.mean(1)
     base_auc = window_auc(base / np.linalg.norm(base, axis=1, keepdims=True), y_te)
     in_dim = train[0].shape[2]
-    model = ClipPooler(m["kind"], in_dim, m["hidden"], m["out"])
+    device = run_device(cfg)
+    model = ClipPooler(m["kind"], in_dim, m["hidden"], m["out"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
     loss_fn = SupervisedContrastiveLoss(t["temperature"])
     history: list[dict] = []
@@ -171,14 +182,14 @@ def train_clip(cfg: dict, progress: bool = True) -> dict:
             loss = train_epoch(cfg, model, train, loss_fn, opt, rng)
             model.eval()
             with torch.no_grad():
-                auc = window_auc(model(torch.from_numpy(x_te)).numpy(), y_te)
+                auc = window_auc(model(torch.from_numpy(x_te).to(device)).cpu().numpy(), y_te)
             record_epoch(history, {"epoch": epoch + 1, "loss": loss, "heldout_auc": auc})
             if progress:
                 print(f"epoch {epoch + 1}: loss {loss:.3f}, held-out window AUC {auc:.4f} "
                       f"(mean-pooled frames {base_auc:.4f})")
         if not history:
             raise ValueError("train.epochs is 0: nothing was trained")
-        torch.save({"model": copy.deepcopy(model.state_dict()), "config": cfg,
+        torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": cfg,
                     "in_dim": in_dim}, run_dir / "clip.pt")
         onnx_path = export_pooler(model, in_dim, cfg["backbone"], d["window"], d["fps"],
                                   run_dir / "clip.onnx")

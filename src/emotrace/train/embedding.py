@@ -4,7 +4,8 @@
 Read top to bottom:
 1. Features. The backbone (a registry expression model with an embedding output) is frozen,
    so its embeddings of every FER+ face, and of its mirror image (a second view for the
-   self-supervised losses), are computed once and cached in `runs/cache/`. Optionally, face
+   self-supervised losses), are computed once and cached in `runs/cache/` (keyed by the
+   backbone file's SHA256 and the data files: `train/cache.py`). Optionally, face
    tracks cut from real videos give temporal positives: frames of one track within
    `temporal.window_s` seconds share an instance label.
 2. Head. Linear -> BatchNorm -> ReLU -> Linear, output L2-normalised (lightly's projection
@@ -37,7 +38,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from emotrace.evaluation.datasets import ferplus
+from emotrace.evaluation.datasets import ferplus, ferplus_files
 from emotrace.evaluation.embedding import (
     evaluate_embedding,
     face_embeddings,
@@ -46,6 +47,8 @@ from emotrace.evaluation.embedding import (
     roc_auc,
 )
 from emotrace.faces.embed import FaceEmbedder, unit_rows
+from emotrace.train.cache import DETECTOR, cache_key, load_npz, save_npz, video_files
+from emotrace.train.export import export_head
 from emotrace.train.losses import (
     ArcFaceLoss,
     NTXentLoss,
@@ -54,7 +57,15 @@ from emotrace.train.losses import (
     TripletLoss,
     VICRegLoss,
 )
-from emotrace.train.run import BestEpoch, finish_run, record_epoch, start_run, tracked, write_onnx
+from emotrace.train.run import (
+    BestEpoch,
+    Precision,
+    finish_run,
+    record_epoch,
+    run_device,
+    start_run,
+    tracked,
+)
 from emotrace.train.samplers import HardNegativeClassSampler, RandomOrder, window_pairs
 
 DEFAULTS: dict[str, Any] = {
@@ -80,10 +91,11 @@ DEFAULTS: dict[str, Any] = {
     "temporal": {"videos": None, "window_s": 1.0, "weight": 0.5},  # folder of videos or null
     # sampler: m-per-class (every class in every batch) | hard-negative (confusable classes)
     # | random (plain shuffling: the hellinger head learns the data's own class frequencies)
-    # device: cpu | cuda | mps | auto, for mode finetune (the frozen head trains on the CPU)
+    # device: auto (CUDA, then MPS, else the CPU) | cpu | cuda | mps; mixed precision on CUDA
+    # workers: DataLoader processes making the face batches of mode finetune (0: none)
     "train": {"epochs": 20, "batch_size": 256, "m_per_class": 32, "lr": 1e-3,
               "weight_decay": 1e-4, "patience": 4, "threads": 0, "sampler": "m-per-class",
-              "device": "cpu"},
+              "device": "auto", "workers": 0},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-embedding"},
 }
 LOSSES = ("supcon", "ntxent", "triplet", "vicreg", "arcface", "hellinger")
@@ -129,10 +141,13 @@ class ProjectionHead(nn.Module):
 def cached_features(backbone: FaceEmbedder, split: str, cache: Path, progress: bool,
                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features, mirrored-view features, labels) of the labelled FER+ `split` (its first
-    `limit` faces), cached."""
-    path = cache / f"{Path(backbone.name).stem}_ferplus_{split}{f'_{limit}' if limit else ''}.npz"
+    `limit` faces), cached under a key of the backbone's model files and FER+'s files."""
+    specs = dict.fromkeys([backbone.name, backbone.backbone_name])  # a head and its backbone
+    key = cache_key({"kind": "ferplus-features", "split": split, "limit": limit},
+                    ferplus_files(), list(specs))
+    path = cache / f"ferplus_{split}{f'_{limit}' if limit else ''}_{key}.npz"
     if path.is_file():
-        z = np.load(path)
+        z = load_npz(path)
         return z["features"], z["mirrored"], z["labels"]
     faces = ferplus(split)
     faces = faces.take(np.flatnonzero(faces.labels >= 0)[:limit])
@@ -142,8 +157,7 @@ def cached_features(backbone: FaceEmbedder, split: str, cache: Path, progress: b
     feats = face_embeddings(backbone, faces)
     mirrored = face_embeddings(backbone, type(faces)(faces.images[:, :, ::-1].copy(), faces.labels,
                                                      faces.names))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, features=feats, mirrored=mirrored, labels=faces.labels)
+    save_npz(path, features=feats, mirrored=mirrored, labels=faces.labels)
     return feats, mirrored, faces.labels
 
 
@@ -158,18 +172,21 @@ def vote_targets(split: str, limit: int | None = None) -> np.ndarray:
 def temporal_windows(backbone_name: str, folder: str | Path, window_s: float, cache: Path
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Backbone features of every face in the videos under `folder` and an instance label
-    per (video, track, window of `window_s` seconds): frames that should embed alike."""
-    from emotrace.media.decode import VIDEO_SUFFIXES
+    per (video, track, window of `window_s` seconds): frames that should embed alike. Cached
+    under a key of the videos (paths, sizes, times) and the backbone's and detector's files."""
     from emotrace.pipeline import Analyzer
 
-    path = cache / f"{backbone_name}_tracks_{Path(folder).name}_{window_s:g}.npz"
+    videos = video_files(folder)
+    key = cache_key({"kind": "track-windows", "window_s": window_s}, [folder, *videos],
+                    [backbone_name, DETECTOR])
+    path = cache / f"track_windows_{key}.npz"
     if path.is_file():
-        z = np.load(path)
+        z = load_npz(path)
         return z["features"], z["labels"]
     analyzer = Analyzer(classifier=backbone_name, embeddings=True)
     feats: list[np.ndarray] = []
     labels: list[np.ndarray] = []
-    for video in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
+    for video in videos:
         for track in analyzer.analyze_video(video, progress=False).tracks(min_frames=2):
             for _, rows in track.windows(window_s):
                 if len(rows) >= 2 and rows.embeddings is not None:  # a window needs a positive
@@ -179,8 +196,7 @@ def temporal_windows(backbone_name: str, folder: str | Path, window_s: float, ca
         raise ValueError(f"no face track with two frames in one {window_s:g} s window under "
                          f"{folder}")
     f, lab = np.concatenate(feats).astype(np.float32), np.concatenate(labels)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, features=f, labels=lab)
+    save_npz(path, features=f, labels=lab)
     return f, lab
 
 
@@ -210,12 +226,12 @@ def batch_loss(name: str, loss_fn: nn.Module, head: nn.Module, x: torch.Tensor,
     if name == "hellinger":  # each face seen as itself or its mirror image, at random
         if not isinstance(head, HellingerHead):
             raise TypeError(f"loss hellinger needs a HellingerHead, got {type(head).__name__}")
-        view = torch.where(torch.rand(len(x), 1) < 0.5, x, x2)
+        view = torch.where(torch.rand(len(x), 1).to(x.device) < 0.5, x, x2)
         return loss_fn(head.logits(view), y)
     if name == "vicreg":  # non-contrastive: the two views of each face, no labels
         return loss_fn(head(x), head(x2))
     if name == "ntxent":  # self-supervised: the mirror image is the only positive
-        ids = torch.arange(len(x))
+        ids = torch.arange(len(x), device=x.device)
         return loss_fn(head(torch.cat([x, x2])), torch.cat([ids, ids]))
     return loss_fn(head(torch.cat([x, x2])), torch.cat([y, y]))
 
@@ -223,7 +239,8 @@ def batch_loss(name: str, loss_fn: nn.Module, head: nn.Module, x: torch.Tensor,
 @torch.no_grad()
 def embed_all(head: nn.Module, feats: np.ndarray) -> np.ndarray:
     head.eval()
-    out = np.concatenate([head(torch.from_numpy(feats[i:i + 4096])).numpy()
+    device = next(head.parameters()).device
+    out = np.concatenate([head(torch.from_numpy(feats[i:i + 4096]).to(device)).cpu().numpy()
                           for i in range(0, len(feats), 4096)])
     head.train()
     return out
@@ -252,13 +269,6 @@ def report_run(onnx_path: Path, run_dir: Path, cfg: dict, history: list[dict], b
     return results
 
 
-def export_head(head: nn.Module, in_dim: int, backbone: str, path: Path) -> Path:
-    """ONNX file of the head; its metadata tells `FaceEmbedder` which backbone feeds it."""
-    return write_onnx(head, (torch.zeros(2, in_dim),), path, ["features"], ["embedding"],
-                      {"features": {0: "N"}, "embedding": {0: "N"}},
-                      {"emotrace_kind": "embedding-head", "emotrace_backbone": backbone})
-
-
 def make_sampler(t: dict, features: np.ndarray, labels: np.ndarray, seed: int
                  ) -> torch.utils.data.Sampler:
     """The training sampler named by `train.sampler` (see DEFAULTS)."""
@@ -282,33 +292,34 @@ class Temporal:
     are one instance; each batch draws pairs of them with the run's seeded generator."""
 
     def __init__(self, features: np.ndarray, windows: np.ndarray, temperature: float,
-                 weight: float, seed: int) -> None:
-        self.x, self.windows = torch.from_numpy(features), windows
+                 weight: float, seed: int, device: torch.device | str = "cpu") -> None:
+        self.x, self.windows = torch.from_numpy(features).to(device), windows
+        self.ids = torch.from_numpy(windows).to(device)
         self.loss, self.weight = NTXentLoss(temperature), weight
         self.rng = np.random.default_rng(seed)
 
     def __call__(self, head: nn.Module, size: int) -> torch.Tensor:
-        pick = torch.from_numpy(window_pairs(self.windows, size, self.rng))
-        return self.weight * self.loss(head(self.x[pick]),
-                                       torch.from_numpy(self.windows)[pick])
+        pick = torch.from_numpy(window_pairs(self.windows, size, self.rng)).to(self.x.device)
+        return self.weight * self.loss(head(self.x[pick]), self.ids[pick])
 
 
 def train_epoch(cfg: dict, head: nn.Module, loss_fn: nn.Module, temporal: Temporal | None,
                 data: tuple[torch.Tensor, ...], sampler: torch.utils.data.Sampler,
                 opt: torch.optim.Optimizer, desc: str, progress: bool) -> float:
-    """One pass over the sampler's batches; returns the mean loss."""
+    """One pass over the sampler's batches; returns the mean loss. `data` (features, the
+    mirrored view, targets) lie on the head's device, whole: the batches are cut there."""
     size = cfg["train"]["batch_size"]
-    idx = torch.tensor(list(iter(sampler)))
+    amp = Precision(data[0].device)
+    idx = torch.tensor(list(iter(sampler)), device=data[0].device)
     batches = idx[: len(idx) // size * size].view(-1, size)
     total = 0.0
     bar = tqdm(batches, desc=desc, disable=not progress, leave=False)
     for b in bar:
-        loss = batch_loss(cfg["loss"]["name"], loss_fn, head, *(a[b] for a in data))
-        if temporal is not None:  # adjacent frames of one track: one instance
-            loss = loss + temporal(head, size)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        with amp.autocast():
+            loss = batch_loss(cfg["loss"]["name"], loss_fn, head, *(a[b] for a in data))
+            if temporal is not None:  # adjacent frames of one track: one instance
+                loss = loss + temporal(head, size)
+        amp.step(loss, opt)
         total += float(loss.detach())
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
     return total / max(1, len(batches))
@@ -327,6 +338,7 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
     if cfg["mode"] != "frozen":
         raise ValueError(f"unknown mode {cfg['mode']!r}; valid: frozen, finetune")
     run_dir, t = start_run(cfg), cfg["train"]
+    device = run_device(cfg)
     cache = Path(cfg["output_dir"]) / "cache"
     backbone = FaceEmbedder(cfg["backbone"])
     names = tuple(ferplus("test").names)
@@ -338,7 +350,8 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
     if cfg["temporal"]["videos"]:
         temporal = Temporal(*temporal_windows(cfg["backbone"], cfg["temporal"]["videos"],
                                               cfg["temporal"]["window_s"], cache),
-                            cfg["loss"]["temperature"], cfg["temporal"]["weight"], cfg["seed"])
+                            cfg["loss"]["temperature"], cfg["temporal"]["weight"], cfg["seed"],
+                            device)
 
     # 2-3. head, loss, optimiser, sampler
     hellinger = cfg["loss"]["name"] == "hellinger"
@@ -346,12 +359,13 @@ def train_embedding(cfg: dict, progress: bool = True) -> dict:
             else ProjectionHead(x_tr.shape[1], cfg["head"]["hidden"], cfg["head"]["out"]))
     loss_fn = build_loss({**cfg["loss"], "num_classes": len(names),
                           "embedding_size": cfg["head"]["out"]})
+    head, loss_fn = head.to(device), loss_fn.to(device)
     params = list(head.parameters()) + list(loss_fn.parameters())  # arcface learns its proxies
     opt = torch.optim.AdamW(params, lr=t["lr"], weight_decay=t["weight_decay"])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t["epochs"]))
     sampler = make_sampler(t, x_tr, y_tr, cfg["seed"])
     targets = vote_targets("train", cfg["data"]["subset"]) if hellinger else y_tr
-    data = tuple(map(torch.from_numpy, (x_tr, x2_tr, targets)))
+    data = tuple(torch.from_numpy(a).to(device) for a in (x_tr, x2_tr, targets))
 
     # 4. loop: validate every epoch, keep the best, stop early
     base = valid_scores(unit_rows(x_va), y_va, names)  # the frozen backbone's own embedding

@@ -36,7 +36,15 @@ from emotrace.train.embedding import ProjectionHead, build_loss, report_run, val
 from emotrace.train.export import export_onnx
 from emotrace.train.losses import EmotionNetLoss
 from emotrace.train.nets import EmotionNet, load_exported
-from emotrace.train.run import BestEpoch, choose_device, record_epoch, start_run, tracked
+from emotrace.train.run import (
+    BestEpoch,
+    Precision,
+    batch_loader,
+    record_epoch,
+    run_device,
+    start_run,
+    tracked,
+)
 from emotrace.train.transforms import AugmentConfig, EvalTransform, TrainTransform
 
 
@@ -108,22 +116,23 @@ def train_epoch(cfg: dict, net: ProjectedEmotionNet, train: FaceSet, tf: TrainTr
                 losses: tuple[torch.nn.Module, EmotionNetLoss], order: np.ndarray,
                 opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LambdaLR,
                 desc: str, progress: bool) -> np.ndarray:
-    """One pass over the batches `order` (steps, batch size); returns the mean (total,
-    embedding, class) losses."""
+    """One pass over the batches `order` (steps, batch size), made by the run's DataLoader
+    and augmented on the net's device; returns the mean (total, embedding, class) losses."""
     emb_loss_fn, cls_loss_fn = losses
     totals = np.zeros(3)
-    bar = tqdm(order, desc=desc, disable=not progress, unit="step")
-    for b in bar:
-        batch = train.take(b)
-        device = next(net.parameters()).device
-        out = net(tf(batch.images).to(device))
-        emb_loss = emb_loss_fn(out["embedding"], torch.from_numpy(batch.labels).to(device))
-        # the class and VA heads keep what they know while the embedding reshapes the features
-        cls_loss = cls_loss_fn(out, torch.from_numpy(batch.soft).to(device))
-        loss = emb_loss + cfg["finetune"]["ce_weight"] * cls_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    device = next(net.parameters()).device
+    amp = Precision(device)
+    assert train.soft is not None  # FER+ faces carry their vote distributions
+    loader = batch_loader((train.images, train.labels, train.soft), list(order), cfg, device)
+    bar = tqdm(loader, desc=desc, disable=not progress, unit="step")
+    for images, labels, soft in bar:
+        with amp.autocast():
+            out = net(tf(images.to(device, non_blocking=True)))
+            emb_loss = emb_loss_fn(out["embedding"], labels.to(device, non_blocking=True))
+            # the class and VA heads keep what they know while the embedding reshapes them
+            cls_loss = cls_loss_fn(out, soft.to(device, non_blocking=True))
+            loss = emb_loss + cfg["finetune"]["ce_weight"] * cls_loss
+        amp.step(loss, opt)
         sched.step()
         totals += (float(loss.detach()), float(emb_loss.detach()), float(cls_loss.detach()))
         bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
@@ -140,7 +149,7 @@ def finetune_embedding(cfg: dict, progress: bool = True) -> dict:
 
     # 1. network and data
     net, labels = build_net(cfg)
-    device = choose_device(t["device"])
+    device = run_device(cfg)
     net = net.to(device)
     size = net.backbone.input_size
     train, valid = load_faces(cfg)

@@ -1,4 +1,5 @@
-"""Export a trained EmotionNet to ONNX: probabilities, valence/arousal and the embedding.
+"""Export a trained EmotionNet to ONNX: probabilities, valence/arousal and the embedding
+(and an embedding head: `export_head`).
 
 Input `data` (N, 3, S, S): RGB face scaled to [-1, 1], as the OpenCV Zoo model. Outputs
 `probs` (N, K) (softmax applied), `va` (N, 2) valence/arousal (zeros when the net has no VA
@@ -54,3 +55,11 @@ def export_onnx(net: EmotionNet, labels: tuple[str, ...], path: str | Path, crop
     return write_onnx(_Exported(net, labels), (torch.zeros(2, 3, size, size),), path, ["data"],
                       ["probs", "va", "embedding"],
                       {name: {0: "N"} for name in ("data", "probs", "va", "embedding")}, meta)
+
+
+def export_head(head: nn.Module, in_dim: int, backbone: str, path: Path) -> Path:
+    """ONNX file of an embedding head, (N, in_dim) backbone features -> (N, D); its metadata
+    tells `FaceEmbedder` which backbone feeds it."""
+    return write_onnx(head, (torch.zeros(2, in_dim),), path, ["features"], ["embedding"],
+                      {"features": {0: "N"}, "embedding": {0: "N"}},
+                      {"emotrace_kind": "embedding-head", "emotrace_backbone": backbone})

@@ -7,7 +7,8 @@ Input: a table (Parquet, CSV or .npz) with one embedding per row and a label per
 Without a split column, a stratified 70/15/15 split with a fixed seed is made.
 
 The MLP has 3 layers (D -> hidden -> hidden -> classes, ReLU, dropout), AdamW, early stopping
-on valid macro-F1; the SVM is an RBF `SVC` with C chosen on valid. Both are scored on the same
+on valid macro-F1, on `device` (auto: CUDA, then MPS, else the CPU; mixed precision on CUDA);
+the SVM is an RBF `SVC` with C chosen on valid. Both are scored on the same
 test rows: accuracy and macro-F1; per-epoch MLP loss/accuracy/F1 curves are drawn to a PNG.
 `embeddings_from_faces` makes such a table from any registry backbone on FER+ (a quick way to
 compare backbones).
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from emotrace.outputs.files import atomic_write, write_json
-from emotrace.train.run import BestEpoch
+from emotrace.train.run import BestEpoch, Precision, choose_device
 
 
 def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -92,30 +93,35 @@ def _scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def train_mlp(x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_classes: int, epochs: int = 60,
-              lr: float = 1e-3, patience: int = 10, seed: int = 0) -> tuple[MLPProbe, list[dict]]:
+              lr: float = 1e-3, patience: int = 10, seed: int = 0, device: str = "auto"
+              ) -> tuple[MLPProbe, list[dict]]:
+    """The MLP with the best valid macro-F1 (back on the CPU) and its per-epoch history; the
+    embeddings lie on `device` whole (they are small), batches are cut there."""
     torch.manual_seed(seed)
-    net = MLPProbe(x["train"].shape[1], n_classes)
+    dev = choose_device(device, "device")
+    amp = Precision(dev)
+    net = MLPProbe(x["train"].shape[1], n_classes).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    xt, yt = torch.from_numpy(x["train"]), torch.from_numpy(y["train"])
+    xs = {s: torch.from_numpy(x[s]).to(dev) for s in ("train", "valid")}
+    xt, yt = xs["train"], torch.from_numpy(y["train"]).to(dev)
     loss_fn = nn.CrossEntropyLoss()
     history: list[dict] = []
     best = BestEpoch(patience)
     for epoch in range(epochs):
         net.train()
-        perm = torch.randperm(len(xt))
+        perm = torch.randperm(len(xt)).to(dev)
         total = 0.0
         for i in range(0, len(perm), 256):
             b = perm[i:i + 256]
-            loss = loss_fn(net(xt[b]), yt[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            with amp.autocast():
+                loss = loss_fn(net(xt[b]), yt[b])
+            amp.step(loss, opt)
             total += float(loss.detach()) * len(b)
         net.eval()
         with torch.no_grad():
             row = {"epoch": epoch + 1, "train_loss": total / len(xt)}
             for split in ("train", "valid"):
-                logits = net(torch.from_numpy(x[split]))
+                logits = net(xs[split]).cpu()
                 if split == "valid":
                     row["valid_loss"] = float(loss_fn(logits, torch.from_numpy(y[split])))
                 for k, v in _scores(y[split], logits.argmax(1).numpy()).items():
@@ -124,7 +130,7 @@ def train_mlp(x: dict[str, np.ndarray], y: dict[str, np.ndarray], n_classes: int
         if best.update(row["valid_macro_f1"], net, epoch + 1):
             break
     best.restore(net)
-    return net.eval(), history
+    return net.cpu().eval(), history
 
 
 def train_svm(x: dict[str, np.ndarray], y: dict[str, np.ndarray]) -> tuple[Any, float]:
@@ -161,8 +167,10 @@ def plot_curves(history: list[dict], path: Path, title: str) -> Path:
     return path
 
 
-def run_probe(path: str | Path, outdir: str | Path, epochs: int = 60, seed: int = 0) -> dict:
-    """MLP vs SVM on the embeddings in `path`; writes probe.json and probe_curves.png."""
+def run_probe(path: str | Path, outdir: str | Path, epochs: int = 60, seed: int = 0,
+              device: str = "auto") -> dict:
+    """MLP (trained on `device`) vs SVM on the embeddings in `path`; writes probe.json (with
+    the device the MLP trained on) and probe_curves.png."""
     emb, labels, split = load_embeddings(path)
     split = make_split(labels, seed) if split is None else split
     names = sorted(np.unique(labels))
@@ -172,11 +180,13 @@ def run_probe(path: str | Path, outdir: str | Path, epochs: int = 60, seed: int 
     for s in ("train", "valid", "test"):
         if not len(x[s]):
             raise ValueError(f"{path}: the {s} split is empty")
-    net, history = train_mlp(x, y, len(names), epochs, seed=seed)
+    resolved = choose_device(device, "--device").type  # bad: a ValueError before training
+    net, history = train_mlp(x, y, len(names), epochs, seed=seed, device=resolved)
     with torch.no_grad():
         mlp_pred = net(torch.from_numpy(x["test"])).argmax(1).numpy()
     svm, c = train_svm(x, y)
-    report = {"data": str(path), "n": {s: len(x[s]) for s in x}, "dim": emb.shape[1],
+    report = {"data": str(path), "device": resolved, "n": {s: len(x[s]) for s in x},
+              "dim": emb.shape[1],
               "classes": names,
               "mlp": {**_scores(y["test"], mlp_pred), "epochs": len(history)},
               "svm": {**_scores(y["test"], svm.predict(x["test"])), "C": c},

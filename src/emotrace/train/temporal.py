@@ -8,13 +8,13 @@ the frame classifier, without less agreement with the StyleTalk clips' name labe
 never enter training). With ABAW/AFEW-VA annotations (`data.format=abaw|afew-va`), the same
 heads train on human labels instead: see `temporal_supervised.py`.
 
-Read top to bottom: tracks (features cached), model, loop, evaluation; the loss is
+Read top to bottom: tracks (features cached, keyed by the videos and the backbone's SHA256:
+`train/cache.py`), model, loop, evaluation; the loss is
 `losses.TemporalConsistencyLoss`, the run skeleton `run.py`.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from emotrace.labels import canonical
+from emotrace.train.cache import DETECTOR, cache_key, load_records, save_records, video_files
 from emotrace.train.losses import TemporalConsistencyLoss
-from emotrace.train.run import finish_run, record_epoch, start_run, tracked
+from emotrace.train.run import Precision, finish_run, record_epoch, run_device, start_run, tracked
 
 DEFAULTS: dict[str, Any] = {
     "name": "temporal",
@@ -39,8 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "data": {"format": "tracks", "root": None, "task": "expr",
              "videos": "../shared/data/video", "fps": 10.0, "heldout_every": 4, "audio": False},
     "model": {"kind": "tcn", "hidden": 128, "dropout": 0.1},  # tcn | gru
+    # device: auto (CUDA, then MPS, else the CPU) | cpu | cuda | mps; mixed precision on CUDA
     "train": {"epochs": 30, "window": 32, "batch_size": 32, "lr": 2e-3, "consistency": 5.0,
-              "threads": 0},
+              "threads": 0, "device": "auto"},
     "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "emotrace-temporal"},
 }
 
@@ -50,15 +52,19 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path,
                 audio: bool = False) -> dict:
     """{"labels": class names, "tracks": [...]}: every face track (>= 4 frames) of every video
     under `folder`: backbone embeddings (T, D), frame probabilities (T, K), timestamps (T,),
-    video path and weak label (if any)."""
-    path = cache / f"tracks_{backbone}_{Path(folder).name}_{fps:g}{'_audio' if audio else ''}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=False)
-    from emotrace.media.decode import VIDEO_SUFFIXES
+    video path and weak label (if any). Cached under a key of the videos and index.csv
+    (paths, sizes, times), the backbone's and detector's files and the settings."""
     from emotrace.pipeline import Analyzer
 
     folder = Path(folder)
     index = folder / "index.csv"
+    videos = video_files(folder)
+    key = cache_key({"kind": "tracks", "fps": fps, "audio": audio}, [folder, index, *videos],
+                    [backbone, DETECTOR])
+    path = cache / f"tracks_{key}.npz"
+    if path.is_file():
+        groups, meta = load_records(path)
+        return {"labels": meta["labels"], "tracks": groups["tracks"]}
     weak = {}
     if index.is_file():
         df = pd.read_csv(index)
@@ -66,7 +72,7 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path,
                 if isinstance(r.weak_label_from_filename, str)}
     analyzer = Analyzer(classifier=backbone, embeddings=True)
     tracks: list[dict] = []
-    for video in sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
+    for video in videos:
         result = analyzer.analyze_video(video, fps=fps, progress=False)
         sound = None
         if audio:
@@ -76,7 +82,7 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path,
         for track in result.tracks(min_frames=4):
             if track.embeddings is None:
                 raise ValueError(f"{video}: the analyser gave no embeddings")
-            tracks.append({"video": str(video), "track": track.track_id,
+            tracks.append({"video": str(video), "track": int(track.track_id),
                            "weak": weak.get(str(video)), "t": track.timestamps,
                            "x": track.embeddings.astype(np.float32),
                            "p": track.probs.astype(np.float32)})
@@ -84,10 +90,8 @@ def load_tracks(backbone: str, folder: str | Path, fps: float, cache: Path,
                 tracks[-1]["a"] = sound.at(track.timestamps, 1.0)
     if not tracks:
         raise ValueError(f"no face track of 4 frames or more in the videos under {folder}")
-    data = {"labels": list(analyzer.labels), "tracks": tracks}
-    cache.mkdir(parents=True, exist_ok=True)
-    torch.save(data, path)
-    return data
+    save_records(path, {"tracks": tracks}, {"labels": list(analyzer.labels)})
+    return {"labels": list(analyzer.labels), "tracks": tracks}
 
 
 # -- 2. model -----------------------------------------------------------------------------------
@@ -161,7 +165,8 @@ def evaluate_tracks(model: nn.Module | None, tracks: list[dict], names: list[str
             pred = tr["p"].argmax(1)
         else:
             model.eval()
-            pred = model(torch.from_numpy(tr["x"])[None])[0].argmax(-1).numpy()
+            x = torch.from_numpy(tr["x"])[None].to(next(model.parameters()).device)
+            pred = model(x)[0].argmax(-1).cpu().numpy()
         f, s = flips_per_second(pred, tr["t"])
         flips, seconds = flips + f, seconds + s
         if tr["weak"]:
@@ -193,17 +198,19 @@ def split_tracks(cfg: dict) -> tuple[list[str], list[dict], list[dict], list[str
 def train_epoch(cfg: dict, model: TemporalHead, train: list[dict],
                 loss_fn: TemporalConsistencyLoss, opt: torch.optim.Optimizer,
                 rng: np.random.Generator) -> float:
-    """Random windows, as many as the training frames fill; returns the mean loss."""
+    """Random windows, as many as the training frames fill, on the model's device; returns
+    the mean loss."""
     t = cfg["train"]
+    device = next(model.parameters()).device
+    amp = Precision(device)
     model.train()
     total = 0.0
     steps = max(1, sum(len(tr["x"]) for tr in train) // (t["window"] * t["batch_size"]))
     for _ in range(steps):
         (x, p), _ = random_windows(train, ("x", "p"), t["window"], t["batch_size"], rng)
-        loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(p))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        with amp.autocast():
+            loss = loss_fn(model(torch.from_numpy(x).to(device)), torch.from_numpy(p).to(device))
+        amp.step(loss, opt)
         total += float(loss.detach())
     return total / steps
 
@@ -225,7 +232,7 @@ def train_temporal(cfg: dict, progress: bool = True) -> dict:
     names, train, test, heldout = split_tracks(cfg)
     tracks = train + test
     model = TemporalHead(tracks[0]["x"].shape[1], len(names), m["kind"], m["hidden"],
-                         m["dropout"])
+                         m["dropout"]).to(run_device(cfg))
     loss_fn = TemporalConsistencyLoss(t["consistency"])
     opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t["epochs"]))
@@ -249,7 +256,8 @@ def train_temporal(cfg: dict, progress: bool = True) -> dict:
                  "heldout": evaluate_tracks(model, test, names)}
         mlflow.log_metrics({f"{k}_{s}_{m_}": v for s in ("all", "heldout")
                             for k, d in (("raw", raw), ("model", final)) for m_, v in d[s].items()})
-        torch.save({"model": copy.deepcopy(model.state_dict()), "config": cfg, "labels": names,
+        torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()},
+                    "config": cfg, "labels": names,
                     "in_dim": tracks[0]["x"].shape[1]}, run_dir / "temporal.pt")
         return finish_run({"raw": raw, "model": final, "history": history,
                            "heldout_videos": heldout}, run_dir)

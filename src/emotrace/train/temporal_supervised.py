@@ -11,7 +11,8 @@ The same heads as the pseudo-label mode (`temporal.py`), trained on per-frame hu
 - `afew-va`: `data.root` holds one folder per clip (`<clip>/<clip>.json` + `00000.png`, ...);
   every `data.heldout_every`-th clip (sorted by name) is the validation set. Task VA only.
 
-Read top to bottom: 1. sequences (each frame's backbone embedding, computed once and cached),
+Read top to bottom: 1. sequences (each frame's backbone embedding, computed once and cached
+under a key of the annotation files, the image folders and the backbone's SHA256),
 2. head and loss per task (EXPR: cross-entropy over the 8 ABAW classes; VA: 1 - CCC per
 dimension, the challenge's measure, with tanh outputs; AU: binary cross-entropy per AU),
 3. loop over random windows, 4. validation on whole sequences with the challenge metrics
@@ -20,7 +21,6 @@ dimension, the challenge's measure, with tanh outputs; AU: binary cross-entropy 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -42,8 +42,17 @@ from emotrace.evaluation.temporal_data import (
     read_abaw_va,
     read_afew_va,
 )
+from emotrace.train.cache import cache_key, load_records, save_records
 from emotrace.train.losses import CCCLoss
-from emotrace.train.run import BestEpoch, finish_run, record_epoch, start_run, tracked
+from emotrace.train.run import (
+    BestEpoch,
+    Precision,
+    finish_run,
+    record_epoch,
+    run_device,
+    start_run,
+    tracked,
+)
 from emotrace.train.temporal import TemporalHead, random_windows
 
 TASKS = {"expr": len(ABAW_EXPR), "va": 2, "au": len(ABAW_AUS)}
@@ -97,19 +106,34 @@ def afew_sequences(root: Path, clf) -> list[dict]:
     return seqs
 
 
+def source_files(root: Path, fmt: str, task: str) -> list[Path]:
+    """What the sequences of a data set are made from, for the cache key: ABAW's annotation
+    files and frame folders (a folder changes when images come or go), AFEW-VA's clip
+    folders and their label files."""
+    if fmt == "abaw":
+        notes = sorted((root / "annotations" / f"{task.upper()}_Set").glob("*/*.txt"))
+        return [*notes, *(root / "cropped_aligned" / f.stem for f in notes)]
+    clips = sorted(p for p in root.iterdir() if p.is_dir())
+    return [*clips, *(c / f"{c.name}.json" for c in clips)]
+
+
 def load_sequences(cfg: dict) -> tuple[list[dict], list[dict]]:
-    """(train, validation) sequences of the configured data, cached per backbone and data."""
+    """(train, validation) sequences of the configured data, cached under a key of the data
+    files, the backbone's SHA256 and the settings that shape them."""
     from emotrace.faces.classify import ExpressionClassifier
 
     d = cfg["data"]
     root = Path(d["root"] or "")
     if not root.is_dir():
         raise InputError(root, "data.root: no such folder")
-    what = f"{root.resolve()}|{d['format']}|{d['task']}|{cfg['backbone']}"
-    key = hashlib.sha1(what.encode()).hexdigest()[:12]
-    cache = Path(cfg["output_dir"]) / "cache" / f"sequences_{key}.pt"
+    settings = {"kind": "sequences", "format": d["format"], "task": d["task"],
+                "heldout_every": d["heldout_every"] if d["format"] == "afew-va" else None}
+    key = cache_key(settings, [root, *source_files(root, d["format"], d["task"])],
+                    [cfg["backbone"]])
+    cache = Path(cfg["output_dir"]) / "cache" / f"sequences_{key}.npz"
     if cache.is_file():
-        return torch.load(cache, weights_only=False)
+        groups, _ = load_records(cache)
+        return groups["train"], groups["valid"]
     clf = ExpressionClassifier(cfg["backbone"], embeddings=True)
     if d["format"] == "abaw":
         data = (abaw_sequences(root, d["task"], "Train_Set", clf),
@@ -118,15 +142,15 @@ def load_sequences(cfg: dict) -> tuple[list[dict], list[dict]]:
         seqs = afew_sequences(root, clf)
         every = d["heldout_every"]
         data = ([s for i, s in enumerate(seqs) if i % every], seqs[::every])
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(data, cache)
+    save_records(cache, {"train": data[0], "valid": data[1]})
     return data
 
 
 # -- 2. loss per task -----------------------------------------------------------------------------
 def task_loss(task: str, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """out (B, T, K) raw outputs, y the labels, mask (B, T): frames that count."""
-    out, y = out[mask], y[mask]
+    """out (B, T, K) raw outputs, y the labels, mask (B, T): frames that count; computed in
+    float32 (CCC's means and variances, also after a mixed-precision forward pass)."""
+    out, y = out[mask].float(), y[mask]
     if task == "expr":
         return F.cross_entropy(out, y.long())
     if task == "va":
@@ -139,9 +163,10 @@ def task_loss(task: str, out: torch.Tensor, y: torch.Tensor, mask: torch.Tensor)
 def validate(model: TemporalHead, task: str, seqs: list[dict]) -> dict[str, float]:
     """The challenge metric(s) over all labelled frames of whole sequences."""
     model.eval()
+    device = next(model.parameters()).device
     preds, ys = [], []
     for s in seqs:
-        out = model(torch.from_numpy(s["x"])[None])[0]
+        out = model(torch.from_numpy(s["x"])[None].to(device))[0].cpu()
         preds.append(out[torch.from_numpy(s["mask"])].numpy())
         ys.append(s["y"][s["mask"]])
     model.train()
@@ -161,19 +186,20 @@ def train_epoch(cfg: dict, model: TemporalHead, train: list[dict], opt: torch.op
     """Random windows, as many as the training frames fill; windows without a labelled frame
     are skipped. Returns the mean loss."""
     t, task = cfg["train"], cfg["data"]["task"]
+    device = next(model.parameters()).device
+    amp = Precision(device)
     steps = max(1, sum(len(s["x"]) for s in train) // (t["window"] * t["batch_size"]))
     total = 0.0
     for _ in range(steps):
         (x, y, labelled), real = random_windows(train, ("x", "y", "mask"), t["window"],
                                                 t["batch_size"], rng)
-        mask = torch.from_numpy(labelled & real)
-        if not mask.any():
+        if not (labelled & real).any():
             continue
-        target = torch.from_numpy(np.nan_to_num(y.astype(np.float32)))
-        loss = task_loss(task, model(torch.from_numpy(x)), target, mask)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        mask = torch.from_numpy(labelled & real).to(device)
+        target = torch.from_numpy(np.nan_to_num(y.astype(np.float32))).to(device)
+        with amp.autocast():
+            loss = task_loss(task, model(torch.from_numpy(x).to(device)), target, mask)
+        amp.step(loss, opt)
         total += float(loss.detach())
     return total / steps
 
@@ -193,7 +219,7 @@ def train_supervised(cfg: dict, progress: bool = True) -> dict:
     if not train or not any(s["mask"].any() for s in valid):
         raise ValueError(f"{d['root']}: no labelled frame with a face image in train or validation")
     model = TemporalHead(train[0]["x"].shape[1], TASKS[d["task"]], m["kind"], m["hidden"],
-                         m["dropout"])
+                         m["dropout"]).to(run_device(cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=t["lr"], weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, t["epochs"]))
     history: list[dict] = []

@@ -1,6 +1,7 @@
 """Batch transforms on tensors (kornia): faces (N, H, W[, 3]) uint8 -> (N, 3, S, S) in [-1, 1].
 
-Augmentation runs on whole batches, which on a CPU is far cheaper than per-image pipelines.
+Augmentation runs on whole batches, which on a CPU is far cheaper than per-image pipelines,
+and on the device the faces are on (a uint8 tensor on a GPU is augmented there).
 """
 
 from __future__ import annotations
@@ -36,24 +37,31 @@ class AugmentConfig:
                 raise ValueError(f"{name} must be in [0, 1]")
 
 
-def to_tensor(faces: np.ndarray) -> torch.Tensor:
-    """(N, H, W) grey or (N, H, W, 3) RGB uint8 -> (N, 3, H, W) float in [0, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(faces)).float().div_(255.0)
+def to_tensor(faces: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(N, H, W) grey or (N, H, W, 3) RGB uint8 -> (N, 3, H, W) float in [0, 1]; a tensor
+    stays on its device (uint8 faces moved to a GPU are augmented there)."""
+    if not isinstance(faces, torch.Tensor):
+        faces = torch.from_numpy(np.ascontiguousarray(faces))
+    x = faces.float().div(255.0)
     if x.ndim == 3:
         return x[:, None].expand(-1, 3, -1, -1).contiguous()
     return x.permute(0, 3, 1, 2).contiguous()
 
 
-def jpeg(faces: np.ndarray, p: float, quality: tuple[int, int] = (30, 90)) -> np.ndarray:
-    """Each uint8 face, with probability p, through JPEG at a random quality (OpenCV's codec:
-    on 48 px faces microseconds each, where a differentiable JPEG costs a second a batch)."""
-    out = faces.copy()
-    for i in np.flatnonzero(np.random.random(len(faces)) < p):
+def jpeg(faces: np.ndarray | torch.Tensor, p: float, quality: tuple[int, int] = (30, 90)
+         ) -> np.ndarray | torch.Tensor:
+    """Each uint8 face, with probability p, through JPEG at a random quality (OpenCV's codec
+    on the CPU: on 48 px faces microseconds each, where a differentiable JPEG costs a second a
+    batch). A tensor comes back as a tensor on its device."""
+    device = faces.device if isinstance(faces, torch.Tensor) else None
+    array = faces.cpu().numpy() if isinstance(faces, torch.Tensor) else faces
+    out = array.copy()
+    for i in np.flatnonzero(np.random.random(len(array)) < p):
         q = int(np.random.randint(quality[0], quality[1] + 1))
-        ok, buf = cv2.imencode(".jpg", faces[i], [cv2.IMWRITE_JPEG_QUALITY, q])
+        ok, buf = cv2.imencode(".jpg", array[i], [cv2.IMWRITE_JPEG_QUALITY, q])
         if ok:
-            out[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(faces[i].shape)
-    return out
+            out[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(array[i].shape)
+    return torch.from_numpy(out).to(device) if device is not None else out
 
 
 class EvalTransform:
@@ -62,7 +70,7 @@ class EvalTransform:
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def __call__(self, faces: np.ndarray) -> torch.Tensor:
+    def __call__(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
         x = to_tensor(faces)
         if x.shape[-1] != self.size or x.shape[-2] != self.size:
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
@@ -91,7 +99,7 @@ class TrainTransform(EvalTransform):
         self.ops = K.AugmentationSequential(*ops)
         self.erase = K.RandomErasing(scale=(0.02, 0.15), p=cfg.erase_p) if cfg.erase_p else None
 
-    def __call__(self, faces: np.ndarray) -> torch.Tensor:
+    def __call__(self, faces: np.ndarray | torch.Tensor) -> torch.Tensor:
         if not self.cfg.enabled:
             return super().__call__(faces)
         if self.cfg.jpeg_p:

@@ -7,7 +7,8 @@
 copy of MCG-NJU/videomae-base) and embeds a clip as the mean of the last hidden states over
 its tokens. Frames are sampled uniformly over each window (as many as the model's
 `num_frames`), resized to its `image_size`, scaled to [0, 1] and normalised with the ImageNet
-mean and standard deviation, as VideoMAE's image processor does.
+mean and standard deviation, as VideoMAE's image processor does. The model runs on `device`
+(auto: CUDA, then MPS, else the CPU; bfloat16/float16 autocast on CUDA only).
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ import torch
 
 from emotrace.errors import InputError
 from emotrace.media.decode import VIDEO_SUFFIXES, FrameReader
+from emotrace.train.run import Precision, choose_device
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 class VideoMAEClipEmbedder:
-    def __init__(self, checkpoint: str | Path, threads: int = 0) -> None:
+    def __init__(self, checkpoint: str | Path, threads: int = 0, device: str = "auto") -> None:
         try:
             from transformers import VideoMAEModel
         except ImportError:
@@ -38,7 +40,10 @@ class VideoMAEClipEmbedder:
             raise InputError(checkpoint, "not a Hugging Face checkpoint folder (no config.json)")
         if threads:
             torch.set_num_threads(threads)
-        self.model = VideoMAEModel.from_pretrained(str(checkpoint), local_files_only=True).eval()
+        self.device = choose_device(device, "--device")
+        self.amp = Precision(self.device)
+        model = VideoMAEModel.from_pretrained(str(checkpoint), local_files_only=True)
+        self.model = torch.nn.Module.to(model, self.device).eval()
         cfg = self.model.config
         self.num_frames, self.size = cfg.num_frames, cfg.image_size
 
@@ -54,8 +59,9 @@ class VideoMAEClipEmbedder:
     @torch.no_grad()
     def __call__(self, frames: list[np.ndarray]) -> np.ndarray:
         """One (hidden_size,) embedding for a clip given as a list of BGR frames."""
-        out = self.model(pixel_values=self.preprocess(frames)).last_hidden_state
-        return out.mean(dim=1)[0].numpy()
+        with self.amp.autocast():
+            out = self.model(pixel_values=self.preprocess(frames).to(self.device))
+        return out.last_hidden_state.float().mean(dim=1)[0].cpu().numpy()
 
     def windows(self, video: str | Path, window: float = 2.0) -> list[tuple[float, np.ndarray]]:
         """(start, embedding) of every full `window` of the video."""
@@ -74,7 +80,7 @@ class VideoMAEClipEmbedder:
 
 
 def clip_table(checkpoint: str | Path, folder: str | Path, out: str | Path,
-               window: float = 2.0) -> Path:
+               window: float = 2.0, device: str = "auto") -> Path:
     """A probe table (.npz): one VideoMAE embedding per window of each labelled video under
     `folder` (labels from `index.csv`'s `weak_label_from_filename`, as in ../shared/data/video).
     Whole videos go to one split (train/valid/test by video), so windows of a clip never sit on
@@ -89,7 +95,7 @@ def clip_table(checkpoint: str | Path, folder: str | Path, out: str | Path,
                 and Path(r.file).suffix.lower() in VIDEO_SUFFIXES]
     if not labelled:
         raise InputError(index, "no labelled video")
-    embedder = VideoMAEClipEmbedder(checkpoint)
+    embedder = VideoMAEClipEmbedder(checkpoint, device=device)
     rng = np.random.default_rng(0)
     order = rng.permutation(len(labelled))
     split_of = {}

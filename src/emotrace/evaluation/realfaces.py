@@ -201,3 +201,19 @@ def format_photo_report(r: dict) -> str:
                      f"{paired['against']} right {paired['b_only']}, exact p = "
                      f"{paired['p_value']:.2g}")
     return "\n".join(lines)
+
+
+def clip_probs(clf: ExpressionClassifier, path: Path, detector: YuNetDetector,
+               fps: float = 5.0) -> np.ndarray:
+    """A labelled clip's probabilities: the mean over frames sampled at `fps` of its largest
+    face's; a NaN row when no frame has a face."""
+    from emotrace.media.decode import FrameReader
+    from emotrace.pipeline import VIDEO_DETECT_SIZE
+
+    rows = []
+    for frame in FrameReader(path, fps=fps):
+        det = detector(frame.image, VIDEO_DETECT_SIZE)
+        top = det.largest()
+        if top is not None:
+            rows.append(clf(clf.crops(frame.image, det.take(np.array([top])))).probs[0])
+    return np.mean(rows, axis=0) if rows else np.full(len(clf.labels), np.nan, np.float32)

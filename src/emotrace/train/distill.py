@@ -56,13 +56,15 @@ class Teachers:
                  for p, m in zip(per_model, self.models, strict=True)]
         return np.mean(probs, axis=0).astype(np.float32)
 
-    def on_crops(self, faces: np.ndarray, batch_size: int = 128) -> np.ndarray:
+    def on_crops(self, faces: np.ndarray, batch_size: int = 128, progress: bool = True
+                 ) -> np.ndarray:
         """(N, K) on already cropped faces (N, H, W) grey or (N, H, W, 3) RGB, each resized
         to the teacher's input."""
         out = []
         for m in self.models:
             parts = []
-            for start in range(0, len(faces), batch_size):
+            for start in tqdm(range(0, len(faces), batch_size), desc=f"teacher {m.card.name}",
+                              unit="batch", disable=not progress):
                 chunk = faces[start : start + batch_size]
                 bgr = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2
                                            else f[..., ::-1], (m.size, m.size)) for f in chunk])
@@ -87,11 +89,13 @@ def _cached(path: Path, compute: callable) -> dict[str, np.ndarray]:  # type: ig
     return arrays
 
 
-def teacher_targets(faces: FaceSet, teachers: Teachers, cache_dir: Path) -> np.ndarray:
+def teacher_targets(faces: FaceSet, teachers: Teachers, cache_dir: Path,
+                    progress: bool = True) -> np.ndarray:
     """(N, K) teachers' probabilities on FER-style crops, cached by pixels and teachers."""
     digest = hashlib.sha256(faces.images.tobytes()).hexdigest()[:16]
     path = cache_dir / f"teachers_{teachers.key}_faces_{digest}.npz"
-    return _cached(path, lambda: {"probs": teachers.on_crops(faces.images)})["probs"]
+    return _cached(path, lambda: {"probs": teachers.on_crops(faces.images, progress=progress)}
+                   )["probs"]
 
 
 def video_files(folders: Sequence[str | Path]) -> list[Path]:

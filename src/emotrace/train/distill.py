@@ -10,16 +10,15 @@ other faces and labels. Two uses, both as soft targets, so the trainer's loss is
   each teacher seeing the crop it was trained on (aligned colour for RAF-DB, a box for the FER
   models), the student seeing FER's framing at FER's 48 px, in grey.
 
-Teacher outputs are computed once with ONNX Runtime and cached as .npz (no pickle), keyed by
-the teachers' SHA256 and the data's identity (the pixels' hash; the videos' resolved paths,
-sizes and mtimes), so a changed file or model can never reuse a stale cache.
+Teacher outputs are computed once with ONNX Runtime and cached as .npz (`train/cache.py`: no
+pickle, keyed by the teachers' SHA256 and the data's identity: the pixels' hash, the videos'
+resolved paths, sizes and mtimes), so a changed file or model never reuses a stale cache.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
@@ -31,8 +30,10 @@ from emotrace.faces.align import crop_boxes
 from emotrace.faces.classify import ExpressionClassifier
 from emotrace.faces.detect import YuNetDetector
 from emotrace.labels import canonical, remap_probs
-from emotrace.media.decode import VIDEO_SUFFIXES, FrameReader
+from emotrace.media.decode import FrameReader
 from emotrace.results import Detections
+from emotrace.train import cache
+from emotrace.train.cache import cache_key, load_npz, save_npz
 
 
 class Teachers:
@@ -46,9 +47,7 @@ class Teachers:
             raise ValueError("distill.teachers is empty: name at least one expression model")
         self.models = [ExpressionClassifier(n) for n in names]
         self.labels = labels
-        self.key = hashlib.sha256(
-            json.dumps([m.card.sha256 for m in self.models] + list(labels)).encode()
-        ).hexdigest()[:16]
+        self.key = cache_key({"labels": list(labels)}, model_specs=list(names))
 
     def _mean(self, per_model: list[np.ndarray]) -> np.ndarray:
         probs = [remap_probs(p, tuple(canonical(x) for x in m.labels),
@@ -77,23 +76,21 @@ class Teachers:
         return self._mean([m(m.crops(frame, det)).probs for m in self.models])
 
 
-def _cached(path: Path, compute: callable) -> dict[str, np.ndarray]:  # type: ignore[valid-type]
+def _cached(path: Path, compute: Callable[[], dict[str, np.ndarray]]
+            ) -> dict[str, np.ndarray]:
     if path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        return load_npz(path)
     arrays = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    save_npz(path, **arrays)
     return arrays
 
 
 def teacher_targets(faces: FaceSet, teachers: Teachers, cache_dir: Path,
                     progress: bool = True) -> np.ndarray:
     """(N, K) teachers' probabilities on FER-style crops, cached by pixels and teachers."""
-    digest = hashlib.sha256(faces.images.tobytes()).hexdigest()[:16]
-    path = cache_dir / f"teachers_{teachers.key}_faces_{digest}.npz"
+    pixels = hashlib.sha256(faces.images.tobytes()).hexdigest()
+    key = cache_key({"teachers": teachers.key, "pixels": pixels, "shape": faces.images.shape})
+    path = cache_dir / f"teacher_faces_{key}.npz"
     return _cached(path, lambda: {"probs": teachers.on_crops(faces.images, progress=progress)}
                    )["probs"]
 
@@ -104,13 +101,8 @@ def video_files(folders: Sequence[str | Path]) -> list[Path]:
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise ValueError(f"distill.videos: {folder} is not a folder")
-        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        files += cache.video_files(folder)
     return files
-
-
-def _identity(files: list[Path], fps: float, size: int) -> str:
-    parts = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
-    return hashlib.sha256(json.dumps([parts, fps, size]).encode()).hexdigest()[:16]
 
 
 def video_faces(folders: Sequence[str | Path], teachers: Teachers, cache_dir: Path,
@@ -120,7 +112,9 @@ def video_faces(folders: Sequence[str | Path], teachers: Teachers, cache_dir: Pa
     files = video_files(folders)
     if not files:
         raise ValueError(f"distill.videos: no videos under {', '.join(map(str, folders))}")
-    path = cache_dir / f"teachers_{teachers.key}_videos_{_identity(files, fps, size)}.npz"
+    key = cache_key({"teachers": teachers.key, "fps": fps, "size": size,
+                     "detector": cache.DETECTOR}, files)
+    path = cache_dir / f"teacher_videos_{key}.npz"
 
     def compute() -> dict[str, np.ndarray]:
         detector = YuNetDetector()

@@ -2,8 +2,8 @@
 file, applied at inference."""
 
 import json
-from dataclasses import replace
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest

@@ -341,4 +341,16 @@ def load(spec: str | Path, path: str | Path | None = None, kind: str | None = No
     return LoadedModel(card, file, session)
 
 
+
+def output_stem(model: str | Path) -> str:
+    """A file-name stem for `model`'s outputs that no other model shares: a registered name
+    as it is; a file as <its folder's name>_<its stem>_<8 hex digits of its resolved path>."""
+    if str(model) in REGISTRY:
+        return str(model)
+    path = Path(model).expanduser().resolve()
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    name = f"{path.parent.name}_{path.stem}" if path.parent.name else path.stem
+    return f"{name}_{digest}"
+
+
 _register_packaged_cards()

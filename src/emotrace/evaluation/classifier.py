@@ -19,6 +19,7 @@ from emotrace.evaluation.metrics import (
 )
 from emotrace.faces.classify import ExpressionClassifier
 from emotrace.labels import remap_probs
+from emotrace.models import output_stem
 from emotrace.outputs.files import write_json
 
 
@@ -61,7 +62,7 @@ def evaluate(model: str, data: str, outdir: str | Path | None = None, limit: int
         report["paired"]["against"] = against
     if outdir is not None:
         outdir = Path(outdir)
-        stem = f"{Path(model).stem}_{Path(data).name}"
+        stem = f"{output_stem(model)}_{Path(data).name}"
         write_json(report, outdir / f"{stem}.json")
         plot_confusion(np.array(report["confusion"]), faces.names, outdir / f"{stem}.confusion.png",
                        f"{model} on {data}: accuracy {report['accuracy']:.3f}")

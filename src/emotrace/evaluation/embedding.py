@@ -28,18 +28,17 @@ The report and figure are named by `output_stem(model)`: two models never share 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from emotrace import models
 from emotrace.evaluation.classifier import face_batches
 from emotrace.evaluation.datasets import FaceSet, ferplus, load_named
 from emotrace.faces.embed import FaceEmbedder
 from emotrace.labels import canonical
+from emotrace.models import output_stem
 from emotrace.outputs.files import atomic_write, write_json
 from emotrace.results import VideoAnalysis
 
@@ -219,17 +218,6 @@ def plot_distributions(sims: dict[str, np.ndarray], path: Path, title: str) -> P
     fig.tight_layout()
     atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png"))
     return path
-
-
-def output_stem(model: str) -> str:
-    """A file-name stem for `model`'s outputs that no other model shares: a registered name
-    as it is; a file as <its folder's name>_<its stem>_<8 hex digits of its resolved path>."""
-    if model in models.REGISTRY:
-        return model
-    path = Path(model).expanduser().resolve()
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
-    name = f"{path.parent.name}_{path.stem}" if path.parent.name else path.stem
-    return f"{name}_{digest}"
 
 
 def labelled_sample(data: str, limit: int | None, rng: np.random.Generator) -> FaceSet:

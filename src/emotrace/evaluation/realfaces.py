@@ -22,6 +22,7 @@ from emotrace.faces.classify import ExpressionClassifier
 from emotrace.faces.detect import YuNetDetector
 from emotrace.labels import canonical
 from emotrace.media.images import IMAGE_SUFFIXES, as_bgr, read_image
+from emotrace.models import output_stem
 from emotrace.pipeline import IMAGE_DETECT_SIZE
 from emotrace.results import Detections
 
@@ -176,7 +177,7 @@ def evaluate_photos(model: str, root: str | Path, outdir: str | Path | None = No
                             "accuracy_b": other_report["accuracy"]}
     if outdir is not None:
         outdir = Path(outdir)
-        stem = f"{Path(model).stem}_{Path(root).name}"
+        stem = f"{output_stem(model)}_{Path(root).name}"
         write_json(report, outdir / f"{stem}.json")
         names = [canonical(x) for x in clf.labels]
         top = np.nan_to_num(probs, nan=-1).argmax(1)

@@ -58,11 +58,15 @@ def model_probs(name: str, photos: dict, faces: dict, crops: dict, cache: Path) 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", type=Path, default=ROOT / "runs" / "posthoc")
+    ap.add_argument("--margins", type=float, nargs="*", default=[],
+                    help="also score these box margins (e.g. -0.1 0 0.1 0.2) and alignment")
     args = ap.parse_args()
     os.environ.setdefault("EMOTRACE_MODEL_DIR", str(SHARED / "models"))
     photos = {n: rf.photo_set(SHARED / "data" / "realfaces" / n) for n in rf_sets()}
     faces = {n: rf.find_faces(p) for n, p in photos.items()}
     crops = {n: make() for n, make in CROPS.items()}
+    if args.margins:
+        crop_margins(photos, faces, args.margins)
     probs = {m: model_probs(m, photos, faces, crops, args.cache) for m in MODELS}
 
     def row(label: str, get) -> None:  # get(set name) -> (N, 8) probabilities
@@ -100,6 +104,23 @@ def main() -> None:
     t2 = fit_temperature(valid, y, bias)
     row(f"ferplus8, class bias tau {tau} (valid macro-F1) + temperature {t2:.3f}",
         lambda n: apply(probs["emotrace-ferplus8"][n], t2, bias))
+
+
+def crop_margins(photos: dict, faces: dict, margins: list[float]) -> None:
+    """The default model on the real-face sets with other framings of YuNet's box (a square
+    on the box grown by `margin` on each side) and with 5-point alignment."""
+    from emotrace.faces.align import align_faces, crop_boxes
+
+    clf = ExpressionClassifier("emotrace-ferplus8")
+    framings = {f"box margin {m:+.2f}": (lambda img, det, m=m: crop_boxes(img, det.boxes,
+                                                                          clf.size, m))
+                for m in margins}
+    framings["ArcFace alignment"] = lambda img, det: align_faces(img, det.landmarks, clf.size)
+    for label, crop in framings.items():
+        clf.crops = crop  # type: ignore[method-assign]  # the one thing that changes
+        cells = [f"{n} {rf.score(rf.photo_probs(clf, p, faces[n]), clf.labels, p)['accuracy']:.3f}"
+                 for n, p in photos.items()]
+        print(f"| emotrace-ferplus8, {label} | " + " | ".join(cells) + " |", flush=True)
 
 
 def rf_sets() -> tuple[str, ...]:

@@ -65,12 +65,17 @@ def accepted_suffixes(kinds: tuple[str, ...] = KINDS) -> str:
     return " or ".join(f"{kind}s ({', '.join(sorted(SUFFIXES[kind]))})" for kind in kinds)
 
 
+def _shown_suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return f"{suffix[:20]}..." if len(suffix) > 24 else (suffix or "(no suffix)")
+
+
 def check_kind(name: str, kinds: tuple[str, ...] = KINDS, content_type: str | None = None) -> str:
     """The upload's kind, one of `kinds`; `UploadProblem` 415 otherwise."""
     kind = upload_kind(name, content_type)
     if kind is None or kind not in kinds:
         what = " or ".join(f"{'an' if k == 'image' else 'a'} {k}" for k in kinds)
-        seen = f"file type {Path(name).suffix.lower() or '(no suffix)'}"
+        seen = f"file type {_shown_suffix(name)}"
         if content_type:
             seen += f", content type {content_type.split(';')[0].strip()}"
         raise UploadProblem(415, f"{name}: not {what} ({seen}); upload {accepted_suffixes(kinds)}")
@@ -140,8 +145,7 @@ def stored_suffix(name: str, kind: str, content_type: str | None = None) -> str:
     for guess in mimetypes.guess_all_extensions(ctype) if ctype else ():
         if guess in SUFFIXES[kind]:
             return guess
-    seen = f"{suffix[:20]}..." if len(suffix) > 24 else (suffix or "(no suffix)")
-    raise UploadProblem(415, f"{name}: unknown file type {seen}; upload "
+    raise UploadProblem(415, f"{name}: unknown file type {_shown_suffix(name)}; upload "
                         f"{accepted_suffixes((kind,))}")
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
+import http.client
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
+from apiserver import Server, wait_job  # noqa: E402
+from test_uploads import _png_header  # noqa: E402
+
 pytestmark = pytest.mark.slow  # every test talks to a real server
 
 KEY = "test-key"
@@ -28,35 +29,18 @@ def group(pyfeat_dir):
     return pyfeat_dir / "multi_face.jpg"  # five faces
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def served(models_dir, tmp_path_factory):
+    server = Server(["--api-key", KEY, "--max-image-mb", "1", "--max-video-mb", "5"],
+                    tmp_path_factory.mktemp("api-tmp"))
+    assert server.url, server.lines
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
-def server(models_dir):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emotrace.cli", "serve", "--port", str(port), "--api-key", KEY,
-         "--max-image-mb", "1", "--max-video-mb", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("server did not start in 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(10)
+def server(served):
+    return served.url
 
 
 def _post_images(url, *paths, headers=HEADERS):
@@ -116,7 +100,8 @@ def test_api_key_is_required(server):
     assert httpx.get(f"{server}/docs", timeout=10).status_code == 200  # docs stay open
 
 
-def test_video_job_from_submission_to_result(server, happy, pyfeat_dir):
+def test_video_job_from_submission_to_result(served, happy, pyfeat_dir):
+    server = served.url
     video = pyfeat_dir / "single_face.mp4"  # 72 frames, one face throughout
     r = httpx.post(f"{server}/v1/videos", headers=HEADERS, timeout=30,
                    files=[("file", (video.name, video.read_bytes(), "video/mp4"))])
@@ -125,29 +110,69 @@ def test_video_job_from_submission_to_result(server, happy, pyfeat_dir):
     assert job["status"] in ("queued", "running")
     # the server answers other requests while the job runs
     assert _post_images(server, happy).status_code == 200
-    deadline = time.time() + 120
-    while job["status"] in ("queued", "running") and time.time() < deadline:
-        time.sleep(0.3)
-        job = httpx.get(f"{server}{r.json()['url']}", headers=HEADERS, timeout=10).json()
+    job = wait_job(f"{server}{r.json()['url']}", HEADERS)
     assert job["status"] == "done", job
     assert job["progress"]["frames_done"] == 72
     res = job["results"]
-    assert res["frames"] == 72 and res["faces"] == 72 and len(res["tracks"]) == 1
-    csv = httpx.get(f"{server}{res['download']['csv']}", headers=HEADERS, timeout=10)
+    assert (res["frames"], res["faces"], res["rows"], res["tracks"]) == (72, 72, 72, 1)
+    # the upload is gone with its job; the results are files in the server's folder
+    assert not any((served.folder / "uploads").iterdir())
+    kept = served.folder / "results" / job["id"]
+    assert {p.name for p in kept.iterdir()} == {"faces.parquet", "faces.csv", "tracks.json"}
+    links = res["links"]
+    csv = httpx.get(f"{server}{links['csv']}", headers=HEADERS, timeout=10)
     assert csv.status_code == 200 and csv.text.count("\n") == 73
+    parquet = httpx.get(f"{server}{links['parquet']}", headers=HEADERS, timeout=10)
+    assert parquet.status_code == 200 and parquet.content[:4] == b"PAR1"
+    (track,) = httpx.get(f"{server}{links['tracks']}", headers=HEADERS, timeout=10).json()["tracks"]
+    assert track["frames"] == 72 and track["dominant"] in job_labels(served)
     assert httpx.get(f"{server}/v1/jobs/nope", headers=HEADERS, timeout=10).status_code == 404
 
 
-def test_broken_video_job_fails_cleanly(server, bad_videos):
+def job_labels(served) -> set[str]:
+    r = httpx.get(f"{served.url}/v1/models", headers=HEADERS, timeout=10).json()
+    return set(next(m for m in r["models"] if m["name"] == r["serving"])["labels"])
+
+
+def test_a_poll_is_status_and_progress_and_the_table_comes_in_pages(served, styletalk_dir):
+    """Issue 15, 13: a poll never carries the face table; pages and files do."""
+    server = served.url
+    video = styletalk_dir / "style_clips" / "happyenglish_clip2.mp4"  # 390 frames, one face
+    r = httpx.post(f"{server}/v1/videos", headers=HEADERS, timeout=30, data={"fps": "10"},
+                   files=[("file", (video.name, video.read_bytes(), "video/mp4"))])
+    job = wait_job(f"{server}{r.json()['url']}", HEADERS)
+    assert job["status"] == "done", job
+    poll = httpx.get(f"{server}/v1/jobs/{job['id']}", headers=HEADERS, timeout=10)
+    assert len(poll.content) < 2000 and "faces_table" not in poll.text  # whatever the length
+    assert set(poll.json()) <= {"id", "filename", "status", "progress", "created", "finished",
+                                "results"}
+    total, rows, url = job["results"]["rows"], [], f"{job['results']['links']['faces']}?limit=50"
+    assert total == job["results"]["frames"] == job["progress"]["frames_done"] > 100
+    while url:
+        page = httpx.get(f"{server}{url}", headers=HEADERS, timeout=10).json()
+        assert page["total"] == total and len(page["rows"]) <= 50
+        rows += page["rows"]
+        url = page["next"]
+    assert len(rows) == total and [r["frame"] for r in rows] == sorted(r["frame"] for r in rows)
+    emotions = [r["emotion"] for r in rows if r["face"] >= 0]
+    assert max(set(emotions), key=emotions.count) == "happy"
+    far = httpx.get(f"{server}{job['results']['links']['faces']}?offset={total}", headers=HEADERS,
+                    timeout=10).json()
+    assert far["rows"] == [] and far["next"] is None
+    r = httpx.get(f"{server}{job['results']['links']['faces']}?limit=100000", headers=HEADERS,
+                  timeout=10)
+    assert r.status_code == 422 and "detail" in r.json()
+
+
+def test_broken_video_job_fails_cleanly(served, bad_videos):
+    server = served.url
     r = httpx.post(f"{server}/v1/videos", headers=HEADERS, timeout=30,
                    files=[("file", ("notes.mp4", bad_videos["text"].read_bytes(), "video/mp4"))])
-    url = f"{server}{r.json()['url']}"
-    for _ in range(100):
-        job = httpx.get(url, headers=HEADERS, timeout=10).json()
-        if job["status"] not in ("queued", "running"):
-            break
-        time.sleep(0.2)
+    job = wait_job(f"{server}{r.json()['url']}", HEADERS)
     assert job["status"] == "failed" and job["error"].startswith("notes.mp4: not a readable video")
+    assert not any((served.folder / "uploads").iterdir())  # removed on failure too
+    r = httpx.get(f"{server}/v1/jobs/{job['id']}/faces", headers=HEADERS, timeout=10)
+    assert r.status_code == 409 and "failed, not done" in r.json()["detail"]
 
 
 def test_twenty_concurrent_requests(server, group, happy):
@@ -159,3 +184,70 @@ def test_twenty_concurrent_requests(server, group, happy):
     assert counts == [1 if p == happy else 5 for p in paths]
     assert all(r.json()["results"][0]["faces"][0]["emotion"] == "happy"
                for r, p in zip(responses, paths, strict=True) if p == happy)
+
+
+def test_a_chunked_upload_is_cut_at_the_limit(served):
+    """Issue 15, 9: 50 MB sent chunked (no Content-Length) to a server taking 5 MB."""
+    boundary, chunk = "emotrace-test", 1 << 20
+
+    def body():
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+               f"filename=\"big.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+        for _ in range(50):
+            yield bytes(chunk)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    before = served.written()
+    r = httpx.post(f"{served.url}/v1/videos", content=body(), timeout=60,
+                   headers={**HEADERS, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    written = served.written() - before
+    assert r.status_code == 413 and "larger than the limit of 5.06 MB" in r.json()["detail"]
+    assert written < (5 << 20) + chunk  # what reached the disk: at most the limit and a chunk
+    assert not any((served.folder / "uploads").iterdir())
+
+
+def test_a_300_character_extension_is_json_and_stored_under_a_safe_name(served, pyfeat_dir):
+    """Issue 15, 11: no 500 ("file name too long"); the connection goes on."""
+    name, video = "clip." + "x" * 300, (pyfeat_dir / "single_face.mp4").read_bytes()
+    with httpx.Client(base_url=served.url, headers=HEADERS, timeout=30) as client:
+        r = client.post("/v1/videos", files=[("file", (name, video, "application/octet-stream"))])
+        detail = r.json()["detail"]
+        assert r.status_code == 415 and "not a video (file type .xxxxxxxxxxxxxxxxxxx...," in detail
+        r = client.post("/v1/videos", files=[("file", (name, video, "video/mp4"))])
+        assert r.status_code == 202, r.text  # the content type says which allowed suffix
+        job = wait_job(f"{served.url}{r.json()['url']}", HEADERS)
+        assert job["status"] == "done" and job["filename"] == name
+        assert client.get("/v1/models").status_code == 200
+
+
+def test_an_image_opencv_refuses_is_json_and_the_connection_stays(served):
+    """Issue 15, 5: a 65535 x 65535 header (842 bytes) was a plain-text 500, then a reset."""
+    host, port = served.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"huge.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + _png_header(65535, 65535) + b"\r\n--b--\r\n")
+    conn.request("POST", "/v1/images", body, {**HEADERS, "Content-Type":
+                                              "multipart/form-data; boundary=b"})
+    r = conn.getresponse()
+    detail = json.loads(r.read())["detail"]
+    assert r.status == 400 and detail.startswith("huge.png: not a readable image")
+    sock = conn.sock
+    conn.request("GET", "/v1/models", headers=HEADERS)  # the same keep-alive connection
+    r = conn.getresponse()
+    assert r.status == 200 and json.loads(r.read())["serving"] and conn.sock is sock
+    conn.close()
+
+
+def test_fps_must_be_a_finite_rate(served, pyfeat_dir):
+    video = (pyfeat_dir / "single_face.mp4").read_bytes()
+    for fps in ("inf", "nan", "0", "-5"):
+        r = httpx.post(f"{served.url}/v1/videos", headers=HEADERS, timeout=30, data={"fps": fps},
+                       files=[("file", ("a.mp4", video, "video/mp4"))])
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "fps"], fps
+
+
+def test_the_start_line_says_where_and_whether_a_key_is_needed(served):
+    """Issue 15, 12."""
+    (line,) = [x for x in served.lines if x.startswith("emotrace serve:")]
+    assert f"listening on {served.url};" in line and "API key required" in line
+    assert "videos 5 MB" in line and str(served.folder) in line

@@ -1,114 +1,84 @@
 """The REST API (FastAPI), started with `emotrace serve`: a thin client of `Analyzer`.
 
     POST /v1/images          multipart `files` (one or many) -> faces per image, at once
-    POST /v1/videos          multipart `file` (+ `fps`)      -> 202 and a job id
-    GET  /v1/jobs/{id}       status, progress, and when done the tracks and the face rows
-    GET  /v1/jobs/{id}/faces.csv | faces.parquet             the per-face table
+    POST /v1/videos          multipart `file` (+ `fps`)      -> 202 and a job id (429: queue full)
+    GET  /v1/jobs/{id}       status and progress; once done the counts and the links below
+    GET  /v1/jobs/{id}/faces?offset=&limit=                  the per-face table, a page of rows
+    GET  /v1/jobs/{id}/tracks                                the track summary
+    GET  /v1/jobs/{id}/faces.csv | faces.parquet             the per-face table, as a file
     GET  /v1/models          the registry and which files are here
     GET  /docs, /openapi.json                                interactive docs (no key needed)
 
 Errors are JSON `{"detail": "NAME: problem"}`: 400 unreadable input, 401 missing or wrong API
-key (header `X-API-Key`, when the server has one), 404 unknown job, 413 upload too large, 415
-not an image / not a video. For several images, each file has its own result or `error`; the
-request fails only if every file did.
+key (header `X-API-Key`, when the server has one), 404 unknown job, 409 job not done, 413 upload
+too large (cut as soon as the bytes pass the limit, whatever Content-Length says), 415 not an
+image / not a video / unknown suffix, 429 job queue full, 500 a fault (logged; still JSON, the
+connection stays usable). `guard.Guard` does the checks that come before the body. For several
+images, each file has its own result or `error`; the request fails only if every file did.
 
-Video jobs run in a background thread with its own Analyzer, one after another from a queue, so
-the server keeps answering while they run; images are analysed in FastAPI's thread pool, one
-at a time under a lock (the face detector is not thread-safe) — each takes milliseconds.
+Video jobs (`jobs.Jobs`) run in background threads with their own Analyzer, from a bounded
+queue, so the server keeps answering while they run; their uploads and results live in the
+server's folder (`workdir`), removed when it stops. Images are decoded under a semaphore (at most
+`Limits.concurrent_images` decoded at once) and analysed one at a time under a lock (the face
+detector is not thread-safe) — each takes milliseconds.
 """
 
 from __future__ import annotations
 
-import io
-import queue
-import tempfile
 import threading
-import time
-import uuid
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
-
-if TYPE_CHECKING:
-    import pandas as pd
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
 
 from emotrace import __version__, models
+from emotrace.apps.guard import Guard, Rules
+from emotrace.apps.jobs import PAGE_ROWS, Job, Jobs, QueueFull
 from emotrace.apps.uploads import (
-    CHUNK,
     UploadProblem,
     check_kind,
+    copy_limited,
     decode_image,
     read_limited,
-    save_upload,
-    upload_errors,
+    stored_suffix,
 )
+from emotrace.apps.workdir import make_workdir, remove_workdir
 from emotrace.errors import InputError
-from emotrace.media.decode import probe
-from emotrace.outputs.tables import track_summary
 from emotrace.pipeline import Analyzer
 from emotrace.results import FrameAnalysis
 
-MAX_JOBS_KEPT = 1000
+#: Bytes a request may carry beyond its files (multipart headers, the form fields).
+OVERHEAD = 64 << 10
 
 
 @dataclass
 class Limits:
-    """Upload limits: bytes per image, bytes per video, images per request."""
+    """What the server takes: bytes per image, bytes per video, images per request, video jobs
+    waiting in the queue, seconds a finished job's results are kept, images decoded at once."""
 
     image_bytes: int = 20 << 20
     video_bytes: int = 500 << 20
     images_per_request: int = 32
+    queued_jobs: int = 100
+    keep_results_s: float = 24 * 3600.0
+    concurrent_images: int = 2
 
+    def __post_init__(self) -> None:
+        bad = [f"{k}={v}" for k, v in vars(self).items() if not v > 0]
+        if bad:
+            raise ValueError(f"limits must be positive: {', '.join(bad)}")
 
-@dataclass
-class Job:
-    id: str
-    filename: str
-    path: Path
-    fps: float | None
-    status: str = "queued"  # queued -> running -> done | failed
-    frames_done: int = 0
-    frames_total: int = 0
-    error: str = ""
-    created: float = field(default_factory=time.time)
-    finished: float | None = None
-    table: pd.DataFrame | None = None  # once done
-    labels: tuple[str, ...] = ()
-    results: dict | None = None  # the JSON results once done
-
-    def public(self, with_results: bool = True) -> dict:
-        out = {"id": self.id, "filename": self.filename, "status": self.status,
-               "progress": {"frames_done": self.frames_done, "frames_total": self.frames_total},
-               "created": self.created, "finished": self.finished}
-        if self.error:
-            out["error"] = self.error
-        if self.status == "done" and with_results:
-            out["results"] = self.results
-        return out
-
-    def finish(self, table, labels: tuple[str, ...]) -> None:
-        """Keep the table and build the JSON results once: a job is polled many times."""
-        self.table, self.labels = table, labels
-        faces = table[table["face"] >= 0]
-        self.results = {
-            "frames": int(table["frame"].nunique()), "faces": len(faces),
-            "tracks": _records(track_summary(table, labels)),
-            "faces_table": _records(faces),
-            "download": {"csv": f"/v1/jobs/{self.id}/faces.csv",
-                         "parquet": f"/v1/jobs/{self.id}/faces.parquet"},
-        }
-        self.status = "done"
-
-
-def _records(df) -> list[dict]:
-    """DataFrame rows as JSON-safe dicts (NaN -> null)."""
-    clean = df.astype(object).where(df.notna(), None)
-    return clean.to_dict("records")
+    def body_limit(self, path: str) -> int:
+        """The largest request body `path` takes, in bytes."""
+        if path == "/v1/videos":
+            return self.video_bytes + OVERHEAD
+        if path == "/v1/images":
+            return (self.image_bytes + OVERHEAD) * self.images_per_request
+        return OVERHEAD
 
 
 def faces_json(frame: FrameAnalysis) -> list[dict]:
@@ -135,85 +105,59 @@ def faces_json(frame: FrameAnalysis) -> list[dict]:
 
 
 class Service:
-    """The analyzers, the job queue and its worker thread."""
+    """The image analyzer, the video jobs and the server's folder."""
 
     def __init__(self, model: str, limits: Limits, video_workers: int = 1) -> None:
         self.model = model
         self.limits = limits
         self.analyzer = Analyzer(classifier=model)
         self.lock = threading.Lock()
-        self.jobs: OrderedDict[str, Job] = OrderedDict()
-        self.queue: queue.Queue[Job] = queue.Queue()
-        self.tmp = Path(tempfile.mkdtemp(prefix="emotrace-api-"))
-        self.workers = [threading.Thread(target=self._work, daemon=True, name=f"video-{i}")
-                        for i in range(video_workers)]
-        for w in self.workers:
-            w.start()
-
-    def _work(self) -> None:
-        analyzer = Analyzer(classifier=self.model)  # its own: no lock needed for videos
-        while True:
-            job = self.queue.get()
-            job.status = "running"
-            try:
-                with upload_errors(job.filename):
-                    self._run(analyzer, job)
-            except InputError as exc:
-                job.status, job.error = "failed", str(exc)
-            except Exception as exc:  # noqa: BLE001 -- a job's failure is reported, the worker lives on
-                job.status, job.error = "failed", f"{job.filename}: {type(exc).__name__}: {exc}"
-            finally:
-                job.finished = time.time()
-                job.path.unlink(missing_ok=True)
-                self.queue.task_done()
-
-    @staticmethod
-    def _run(analyzer: Analyzer, job: Job) -> None:
-        info = probe(job.path)
-        job.frames_total = info.n_frames if job.fps is None else int(info.duration * job.fps) + 1
-
-        def count(frame, analysis, job=job) -> None:
-            job.frames_done += 1
-
-        result = analyzer.analyze_video(job.path, fps=job.fps, progress=False, on_frame=count)
-        job.frames_total = job.frames_done  # the estimate from the header, made exact
-        job.finish(result.to_pandas().assign(source=job.filename), result.labels)
-
-    def submit(self, filename: str, data: bytes, fps: float | None) -> Job:
-        job_id = uuid.uuid4().hex
-        path = save_upload(filename, data, self.tmp, stem=job_id)
-        job = Job(job_id, filename, path, fps)
-        self.jobs[job_id] = job
-        while len(self.jobs) > MAX_JOBS_KEPT:  # forget the oldest finished jobs
-            oldest = next(iter(self.jobs.values()))
-            if oldest.status not in ("done", "failed"):
-                break
-            self.jobs.popitem(last=False)
-        self.queue.put(job)
-        return job
+        self.decoding = threading.BoundedSemaphore(limits.concurrent_images)
+        self.folder = make_workdir()
+        try:
+            self.jobs = Jobs(model, self.folder, video_workers, limits.queued_jobs,
+                             limits.keep_results_s)
+        except BaseException:
+            remove_workdir(self.folder)
+            raise
+        self._closed = False
 
     def analyze_image(self, name: str, data: bytes) -> dict:
-        try:
-            image = decode_image(name, data)
-        except InputError as exc:
-            raise UploadProblem(400, str(exc)) from None
-        with self.lock:
-            result = self.analyzer.analyze_image(image, name=name)
+        with self.decoding:  # decoded pixels of at most `concurrent_images` images at once
+            try:
+                image = decode_image(name, data)
+            except InputError as exc:
+                raise UploadProblem(400, str(exc)) from None
+            with self.lock:
+                result = self.analyzer.analyze_image(image, name=name)
+            del image
         return {"filename": name, "width": result.width, "height": result.height,
                 "faces": faces_json(result.frame)}
 
+    def submit(self, upload: UploadFile, fps: float | None) -> Job:
+        """Queue the uploaded video (`UploadProblem` 413/415/400/429 when it cannot be)."""
+        name = upload.filename or "upload"
+        check_kind(name, ("video",), upload.content_type)
+        suffix = stored_suffix(name, "video", upload.content_type)
 
-def _refuse_huge_bodies(app: FastAPI, limits: Limits) -> None:
-    ceiling = max(limits.video_bytes, limits.image_bytes * limits.images_per_request) + CHUNK
+        def save(folder: Path, stem: str) -> Path:
+            path = folder / f"{stem}{suffix}"
+            if not copy_limited(upload.file, name, self.limits.video_bytes, path):
+                path.unlink()
+                raise UploadProblem(400, f"{name}: empty file")
+            return path
 
-    @app.middleware("http")
-    async def refuse_huge_bodies(request: Request, call_next):
-        # refuse before reading: the declared size already says the upload is too large
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > ceiling:
-            return JSONResponse({"detail": f"request of {int(length) / (1 << 20):.0f} MB is "
-                                 f"larger than the limit of {ceiling / (1 << 20):.0f} MB"}, 413)
-        return await call_next(request)
+        try:
+            return self.jobs.submit(name, save, fps)
+        except QueueFull as exc:
+            raise UploadProblem(429, str(exc)) from None
+
+    def close(self) -> None:
+        """Stop the workers and remove the folder with every upload and result in it."""
+        if not self._closed:
+            self._closed = True
+            self.jobs.close()
+            remove_workdir(self.folder)
 
 
 def _read_upload(upload: UploadFile, kind: str, limit: int) -> tuple[str, bytes]:
@@ -223,10 +167,10 @@ def _read_upload(upload: UploadFile, kind: str, limit: int) -> tuple[str, bytes]
     return name, read_limited(upload.file, name, limit)
 
 
-def _upload_routes(app: FastAPI, service: Service, keyed: list) -> None:
+def _upload_routes(app: FastAPI, service: Service) -> None:
     limits = service.limits
 
-    @app.post("/v1/images", dependencies=keyed)
+    @app.post("/v1/images")
     def post_images(files: Annotated[list[UploadFile], File(description="One or more images.")]):
         if len(files) > limits.images_per_request:
             raise HTTPException(413, f"{len(files)} images in one request; the limit is "
@@ -246,68 +190,99 @@ def _upload_routes(app: FastAPI, service: Service, keyed: list) -> None:
             return JSONResponse({"detail": detail, "results": results}, status)
         return {"model": service.model, "results": results}
 
-    @app.post("/v1/videos", status_code=202, dependencies=keyed)
+    @app.post("/v1/videos", status_code=202)
     def post_video(file: Annotated[UploadFile, File(description="A video file.")],
                    fps: Annotated[float | None, Form(
-                       gt=0, description="Frames per second to analyse (default: all).")] = None):
+                       gt=0, le=1000,
+                       description="Frames per second to analyse (default: all).")] = None):
         try:
-            name, data = _read_upload(file, "video", limits.video_bytes)
+            job = service.submit(file, fps)
         except UploadProblem as exc:
-            raise HTTPException(exc.status, exc.message) from None
-        if not data:
-            raise HTTPException(400, f"{name}: empty file")
-        job = service.submit(file.filename or "upload.mp4", data, fps)  # saved by its suffix
+            headers = {"Retry-After": "30"} if exc.status == 429 else None
+            raise HTTPException(exc.status, exc.message, headers) from None
         return {**job.public(), "url": f"/v1/jobs/{job.id}"}
 
 
-def _job_routes(app: FastAPI, service: Service, keyed: list) -> None:
-    def get_job(job_id: str) -> Job:
-        job = service.jobs.get(job_id)
+def _job_routes(app: FastAPI, service: Service) -> None:
+    jobs = service.jobs
+    hours = f"{service.limits.keep_results_s / 3600:g} h"
+
+    def get_job(job_id: str, done: bool = False) -> Job:
+        job = jobs.get(job_id)
         if job is None:
-            raise HTTPException(404, f"no job {job_id}")
+            raise HTTPException(404, f"no job {job_id} (finished jobs are kept {hours})")
+        if done and (job.status != "done" or job.results is None):
+            raise HTTPException(409, f"job {job_id} is {job.status}, not done")
         return job
 
-    @app.get("/v1/jobs/{job_id}", dependencies=keyed)
+    @app.get("/v1/jobs/{job_id}")
     def job_status(job_id: str) -> dict:
         return get_job(job_id).public()
 
-    @app.get("/v1/jobs/{job_id}/faces.{fmt}", dependencies=keyed)
-    def job_table(job_id: str, fmt: str) -> Response:
-        job = get_job(job_id)
-        if job.status != "done" or job.table is None:
-            raise HTTPException(409, f"job {job_id} is {job.status}, not done")
-        if fmt == "csv":
-            return Response(job.table.to_csv(index=False), media_type="text/csv")
-        if fmt == "parquet":
-            buf = io.BytesIO()
-            job.table.to_parquet(buf, index=False)
-            return Response(buf.getvalue(), media_type="application/vnd.apache.parquet")
-        raise HTTPException(404, f"no format {fmt!r}; use csv or parquet")
+    @app.get("/v1/jobs/{job_id}/faces")
+    def job_faces(job_id: str, offset: Annotated[int, Query(ge=0)] = 0,
+                  limit: Annotated[int, Query(ge=1, le=PAGE_ROWS)] = 1000) -> dict:
+        job = get_job(job_id, done=True)
+        total = job.counts["rows"]
+        nxt = (f"/v1/jobs/{job_id}/faces?offset={offset + limit}&limit={limit}"
+               if offset + limit < total else None)
+        return {"id": job_id, "total": total, "offset": offset, "limit": limit,
+                "rows": _gone_is_404(job, lambda: jobs.page(job, offset, limit)), "next": nxt}
+
+    @app.get("/v1/jobs/{job_id}/tracks")
+    def job_tracks(job_id: str) -> dict:
+        job = get_job(job_id, done=True)
+        return {"id": job_id, "tracks": _gone_is_404(job, lambda: jobs.tracks(job))}
+
+    @app.get("/v1/jobs/{job_id}/faces.{fmt}")
+    def job_table(job_id: str, fmt: str) -> FileResponse:
+        if fmt not in ("csv", "parquet"):
+            raise HTTPException(404, f"no format {fmt!r}; use csv or parquet")
+        job = get_job(job_id, done=True)
+        path = job.results / f"faces.{fmt}"
+        if not path.is_file():
+            raise HTTPException(404, f"the results of job {job_id} were removed")
+        media = "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"
+        return FileResponse(path, media_type=media, filename=f"{job_id}-faces.{fmt}")
+
+
+def _gone_is_404(job: Job, read):
+    try:
+        return read()
+    except FileNotFoundError:  # forgotten between the lookup and the read
+        raise HTTPException(404, f"the results of job {job.id} were removed") from None
 
 
 def create_app(model: str = models.DEFAULT_CLASSIFIER, api_key: str | None = None,
                limits: Limits | None = None, video_workers: int = 1) -> FastAPI:
-    """The FastAPI application; `api_key` (if given) is required in the `X-API-Key` header."""
+    """The FastAPI application; `api_key` (if given) is required in the `X-API-Key` header.
+    Its service's folder is removed at the app's shutdown (`app.state.service.close()`)."""
     limits = limits or Limits()
     service = Service(model, limits, video_workers)
-    app = FastAPI(title="emotrace", version=__version__,
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()  # SIGTERM / SIGINT: uvicorn's graceful shutdown ends here
+
+    app = FastAPI(title="emotrace", version=__version__, lifespan=lifespan,
                   description="Emotion of every face in images and videos.")
     app.state.service = service
 
-    def check_key(request: Request) -> None:
-        if api_key is not None and request.headers.get("x-api-key") != api_key:
-            raise HTTPException(401, "missing or wrong API key (send it in the X-API-Key header)")
+    def refuse(method: str, path: str) -> tuple[int, str] | None:
+        if method == "POST" and path == "/v1/videos" and service.jobs.full():
+            return 429, f"{limits.queued_jobs} video jobs are waiting already; retry later"
+        return None
 
-    keyed = [Depends(check_key)]
-    _refuse_huge_bodies(app, limits)
+    app.add_middleware(Guard, rules=Rules(limits.body_limit, api_key, refuse=refuse))
 
-    @app.get("/v1/models", dependencies=keyed)
+    @app.get("/v1/models")
     def list_models() -> dict:
         return {"default": models.DEFAULT_CLASSIFIER, "serving": service.model, "models": [
             {"name": c.name, "task": c.task, "labels": list(c.labels) if c.labels else None,
              "input_size": list(c.input_size) if c.input_size else None,
              "licence": c.licence, "present": models.is_present(c)} for c in models.list_models()]}
 
-    _upload_routes(app, service, keyed)
-    _job_routes(app, service, keyed)
+    _upload_routes(app, service)
+    _job_routes(app, service)
     return app

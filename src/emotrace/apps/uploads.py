@@ -4,10 +4,17 @@ An upload is a name (the user's file name, which every error names instead of a 
 path) and bytes. `check_kind` / `check_size` refuse it with an `UploadProblem` that carries the
 HTTP status the API answers (415 wrong type, 413 too large); `decode_image` and `saved_upload`
 turn it into an image or a file for the pipeline, with `InputError`s that name the upload.
+
+An upload is never stored under the user's name: `save_upload` writes a generated name whose
+suffix comes from the allow-list (`stored_suffix`: the name's own suffix when the decoders know
+it, else the one the content type stands for), so no file name can be too long, reach another
+folder or pick a decoder nobody chose.
 """
 
 from __future__ import annotations
 
+import mimetypes
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,12 +65,17 @@ def accepted_suffixes(kinds: tuple[str, ...] = KINDS) -> str:
     return " or ".join(f"{kind}s ({', '.join(sorted(SUFFIXES[kind]))})" for kind in kinds)
 
 
+def _shown_suffix(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return f"{suffix[:20]}..." if len(suffix) > 24 else (suffix or "(no suffix)")
+
+
 def check_kind(name: str, kinds: tuple[str, ...] = KINDS, content_type: str | None = None) -> str:
     """The upload's kind, one of `kinds`; `UploadProblem` 415 otherwise."""
     kind = upload_kind(name, content_type)
     if kind is None or kind not in kinds:
         what = " or ".join(f"{'an' if k == 'image' else 'a'} {k}" for k in kinds)
-        seen = f"file type {Path(name).suffix.lower() or '(no suffix)'}"
+        seen = f"file type {_shown_suffix(name)}"
         if content_type:
             seen += f", content type {content_type.split(';')[0].strip()}"
         raise UploadProblem(415, f"{name}: not {what} ({seen}); upload {accepted_suffixes(kinds)}")
@@ -92,18 +104,59 @@ def read_limited(file: BinaryIO, name: str, limit: int) -> bytes:
     return bytes(data)
 
 
+def copy_limited(file: BinaryIO, name: str, limit: int, path: Path) -> int:
+    """Copy `file` to a new file `path` (readable by this user only) in chunks; the bytes
+    copied. `UploadProblem` 413 as soon as it passes `limit` bytes (`path` is then removed)."""
+    size = 0
+    try:
+        with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as out:
+            while chunk := file.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(name, limit)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return size
+
+
 def decode_image(name: str, data: bytes) -> np.ndarray:
     """The uploaded bytes as a BGR image; `InputError(name, ...)` when they are none."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error as exc:  # OpenCV refuses, e.g. a header that promises 65535 x 65535
+        why = ("more pixels than OpenCV decodes" if "MAX_IMAGE_PIXELS" in str(exc)
+               else "OpenCV cannot decode it")
+        raise InputError(name, f"not a readable image ({why})") from None
     if image is None:
         raise InputError(name, "not a readable image (empty, truncated or not an image format)")
     return image
 
 
-def save_upload(name: str, data: bytes, folder: Path, stem: str = "upload") -> Path:
-    """`data` written to `folder/stem` with the upload's suffix (the decoder goes by it)."""
-    path = folder / f"{stem}{Path(name).suffix.lower()}"
-    path.write_bytes(data)
+def stored_suffix(name: str, kind: str, content_type: str | None = None) -> str:
+    """The suffix an upload of `kind` is stored with, from the allow-list `SUFFIXES[kind]`: the
+    name's suffix when it is on it, else the content type's; `UploadProblem` 415 when neither
+    is (a suffix nobody knows, however long)."""
+    suffix = Path(name).suffix.lower()
+    if suffix in SUFFIXES[kind]:
+        return suffix
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    for guess in mimetypes.guess_all_extensions(ctype) if ctype else ():
+        if guess in SUFFIXES[kind]:
+            return guess
+    raise UploadProblem(415, f"{name}: unknown file type {_shown_suffix(name)}; upload "
+                        f"{accepted_suffixes((kind,))}")
+
+
+def save_upload(name: str, data: bytes, folder: Path, stem: str = "upload",
+                content_type: str | None = None) -> Path:
+    """`data` written to `folder/<stem><suffix>`, the suffix from `stored_suffix` (the decoder
+    goes by it); the file is readable by this user only."""
+    kind = upload_kind(name, content_type) or "video"
+    path = folder / f"{stem}{stored_suffix(name, kind, content_type)}"
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as out:
+        out.write(data)
     return path
 
 

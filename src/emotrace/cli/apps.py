@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -12,29 +13,49 @@ from emotrace.cli.options import ModelOpt
 from emotrace.models import DEFAULT_CLASSIFIER
 
 
+def _positive(option: str, value: float) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{option} must be a positive number (got {value})")
+    return value
+
+
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one; the start line says).")]
+    = 8000,
     api_key: Annotated[str | None, typer.Option(
         envvar="EMOTRACE_API_KEY",
         help="Require this key in the X-API-Key header (or set EMOTRACE_API_KEY).")] = None,
     max_image_mb: Annotated[float, typer.Option(help="Largest image upload (MB).")] = 20,
     max_video_mb: Annotated[float, typer.Option(help="Largest video upload (MB).")] = 500,
     video_workers: Annotated[int, typer.Option(help="Video jobs analysed at the same time.")] = 1,
+    max_queued_jobs: Annotated[int, typer.Option(
+        help="Video jobs waiting at most; beyond, uploads get 429.")] = 100,
+    keep_results_hours: Annotated[float, typer.Option(
+        help="Hours a finished job's results are kept (on disk, in the server's folder).")] = 24,
+    concurrent_images: Annotated[int, typer.Option(
+        help="Images decoded at the same time (each takes its pixels' memory).")] = 2,
     model: ModelOpt = DEFAULT_CLASSIFIER,
 ) -> None:
     """The REST API (FastAPI + uvicorn): /v1/images, /v1/videos, /v1/jobs/{id}, /v1/models,
-    /docs."""
+    /docs. Uploads and results live in a folder of its own, removed when it stops."""
     try:
-        import uvicorn
-
         from emotrace.apps.api import Limits, create_app
+        from emotrace.apps.serve import serve
     except ImportError as exc:
         fail(f"the API needs FastAPI and uvicorn: pip install 'emotrace[api]' ({exc})")
-    limits = Limits(int(max_image_mb * (1 << 20)), int(max_video_mb * (1 << 20)))
+    for option, value in [("--max-image-mb", max_image_mb), ("--max-video-mb", max_video_mb),
+                          ("--video-workers", video_workers),
+                          ("--max-queued-jobs", max_queued_jobs),
+                          ("--keep-results-hours", keep_results_hours),
+                          ("--concurrent-images", concurrent_images)]:
+        _positive(option, value)
+    limits = Limits(int(max_image_mb * (1 << 20)), int(max_video_mb * (1 << 20)),
+                    queued_jobs=max_queued_jobs, keep_results_s=keep_results_hours * 3600,
+                    concurrent_images=concurrent_images)
     application = create_app(model, api_key, limits, video_workers)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    serve(application, host, port, api_key is not None)
 
 
 def webcam_cmd(

@@ -155,8 +155,9 @@ class Analyzer:
 
         Faces of several frames are classified in one batch; `on_frame(frame, analysis)` is
         called for each analysed frame in order (to draw or write it) once its faces are
-        classified. Raises `InputError` naming the file for missing, non-video or truncated
-        input.
+        classified. A video whose stream ends early or breaks part way gives the frames
+        that decoded, with `partial` saying so; `InputError` naming the file for missing or
+        non-video input, or one where no frame decodes.
         """
         reader = FrameReader(path, fps)
         tracker = tracker or IoUTracker()
@@ -203,5 +204,6 @@ class Analyzer:
         finally:
             bar.close()
         result.frames_decoded = reader.frames_decoded
+        result.partial = reader.partial
         result.elapsed = time.perf_counter() - started
         return result

@@ -100,7 +100,10 @@ def video_cmd(
             stem += "_"
         stems.add(stem)
         with failures.per_file():
-            typer.echo(analyze_video_to_dir(videos, path, outdir, stem, fps=fps,
-                                            annotate=annotate, plot=plot, progress=not quiet,
-                                            smooth=smooth, smooth_param=smooth_param), err=True)
+            done = analyze_video_to_dir(videos, path, outdir, stem, fps=fps, annotate=annotate,
+                                        plot=plot, progress=not quiet, smooth=smooth,
+                                        smooth_param=smooth_param)
+            typer.echo(done.line, err=True)
+            if done.partial:
+                failures.partial(path, done.partial)
     failures.exit_if_any(len(paths), "videos")

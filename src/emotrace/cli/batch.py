@@ -39,6 +39,8 @@ def batch_cmd(
     def report(record: dict) -> None:
         if record["status"] == "failed":
             failures.add(f"{record['path']}: {record['reason']}")
+        elif record["status"] == "partial":
+            failures.partial(record["path"], record["reason"])
 
     summary = run_batch(inputs, outdir, engine, workers, ray_address, fps, model,
                         retry_failed, progress=not quiet, on_record=report)

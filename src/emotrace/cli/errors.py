@@ -5,7 +5,9 @@
   command (a `RuntimeError`: a missing extra, no window support) -> `error: <message>`, exit 2;
 - a failure writing an output (`OSError`) -> `error: <path>: <problem>`, exit 1;
 - a problem a command states itself -> `fail(message, code)`;
-- per-file failures (`Failures`): one line each, the other files go on, exit 1 at the end.
+- per-file failures (`Failures`): one line each, the other files go on, exit 1 at the end;
+  a file that gave part of what it promised (a recording whose tail is lost) is kept and
+  reported as `partial: <path>: <why>`, and counts for exit 1 as well.
 
 `error_policy` wraps every command at registration (cli/__init__.py), so no command can miss it.
 """
@@ -72,14 +74,21 @@ def error_policy(command: F) -> F:
 
 
 class Failures:
-    """Per-file failures of one command: each reported in one line as it happens, counted."""
+    """Per-file failures of one command: each reported in one line as it happens, counted;
+    partial files (results kept, but of part of the file) are counted apart."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.partials = 0
 
     def add(self, problem: str | Exception) -> None:
         self.count += 1
         echo_error(str(problem))
+
+    def partial(self, path: object, problem: str) -> None:
+        """`path` gave only part of itself (`problem` says how); its results were kept."""
+        self.partials += 1
+        typer.echo(f"partial: {path}: {problem}", err=True)
 
     @contextmanager
     def per_file(self) -> Iterator[None]:
@@ -90,8 +99,13 @@ class Failures:
             self.add(exc)
 
     def exit_if_any(self, total: int | None = None, noun: str = "files") -> None:
-        """Exit 1 when anything failed, after `N of TOTAL NOUN failed` when `total` is given."""
-        if self.count:
+        """Exit 1 when anything failed or was partial, after `N of TOTAL NOUN failed` (`, K
+        partial`) when `total` is given."""
+        if self.count or self.partials:
             if total is not None:
-                typer.echo(f"{self.count} of {total} {noun} failed", err=True)
+                line = (f"{self.count} of {total} {noun} failed" if self.count
+                        else f"{self.partials} of {total} {noun} partial")
+                if self.count and self.partials:
+                    line += f", {self.partials} partial"
+                typer.echo(line, err=True)
             raise typer.Exit(FAILED_EXIT)

@@ -44,6 +44,8 @@ def highlights_cmd(
     failures = Failures()
     for path, problem in result.failures:
         failures.add(f"{path}: {problem}")
+    for path, problem in result.partial:
+        failures.partial(path, problem)
     if not result.viewers:
         fail("no recording could be used; nothing written", 1)
     written = write_highlights(result, outdir, content)

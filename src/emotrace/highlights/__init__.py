@@ -8,7 +8,8 @@
 Each recording is analysed (at `fps` frames per second: a reaction lasts seconds, so every
 frame is not needed), turned into the viewer's per-second signals (`reactions`), and the
 viewers are aggregated and moments picked (`moments`). A recording that cannot be analysed is
-reported in `failures` and the others are still used.
+reported in `failures` and the others are still used; one that ends early or breaks part way
+is used as far as it decodes and listed in `partial`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class HighlightsResult:
     moments: list[Moment]
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
     settings: dict = field(default_factory=dict)
+    partial: list[tuple[str, str]] = field(default_factory=list)  # (path, what is missing)
 
     def moments_table(self) -> pd.DataFrame:
         return moments_table(self.moments)
@@ -86,7 +88,7 @@ def find_highlights(
     analyzer = analyzer or Analyzer()
     reaction_settings = reaction_settings or ReactionSettings()
     moment_settings = moment_settings or MomentSettings()
-    viewers, failures = [], []
+    viewers, failures, partial = [], [], []
     names = _unique_names([Path(p) for p in reactions])
     for path, offset, name in zip(reactions, offsets, names, strict=True):
         try:
@@ -98,16 +100,18 @@ def find_highlights(
         if signals.seconds_present == 0:
             failures.append((str(path), "no face of a viewer was found in the recording"))
             continue
+        if analysis.partial:
+            partial.append((str(path), analysis.partial_problem()))
         viewers.append(signals)
     if not viewers:
-        return HighlightsResult([], pd.DataFrame(), [], failures)
+        return HighlightsResult([], pd.DataFrame(), [], failures, partial=partial)
     agg = aggregate(viewers, moment_settings.smooth_s)
     if duration is not None:
         agg = agg[agg["time"] < duration]
     moments = pick_moments(agg, viewers, moment_settings, duration)
     settings = {"fps": fps, "reaction": vars(reaction_settings), "moments": vars(moment_settings),
                 "model": analyzer.classifier.card.name if analyzer.classifier.card else None}
-    return HighlightsResult(viewers, agg, moments, failures, settings)
+    return HighlightsResult(viewers, agg, moments, failures, settings, partial)
 
 
 def _unique_names(paths: list[Path]) -> list[str]:
@@ -159,6 +163,7 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
                      "baseline": {k: {"median": m, "scale": s} for k, (m, s) in v.baseline.items()},
                      "valence_arousal": v.va_source} for v in result.viewers],
         "failures": [{"path": p, "problem": e} for p, e in result.failures],
+        "partial": [{"path": p, "problem": e} for p, e in result.partial],
         "settings": result.settings,
     }
     trailer_segments = None

@@ -26,6 +26,7 @@ themselves, and only the small per-task records travel back to the driver.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import socket
@@ -278,6 +279,8 @@ def run_batch(
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be > 0, got {fps}")
     # A bad name or file fails here, once, before any worker starts (a ModelError that says why).
     models.load(model, kind="expression", threads=1)
     outdir = Path(outdir)

@@ -8,20 +8,33 @@ from typing import Annotated
 import typer
 
 from emotrace.cli.errors import fail
-from emotrace.cli.options import ModelOpt
+from emotrace.cli.options import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    OUTPUT_FILE,
+    OUTPUT_FOLDER,
+    PORT,
+    POSITIVE,
+    Bounds,
+    ModelOpt,
+)
 from emotrace.models import DEFAULT_CLASSIFIER
 
 
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one)."),
+                    Bounds(ge=0, le=65535)] = 8000,
     api_key: Annotated[str | None, typer.Option(
         envvar="EMOTRACE_API_KEY",
         help="Require this key in the X-API-Key header (or set EMOTRACE_API_KEY).")] = None,
-    max_image_mb: Annotated[float, typer.Option(help="Largest image upload (MB).")] = 20,
-    max_video_mb: Annotated[float, typer.Option(help="Largest video upload (MB).")] = 500,
-    video_workers: Annotated[int, typer.Option(help="Video jobs analysed at the same time.")] = 1,
+    max_image_mb: Annotated[float, typer.Option(help="Largest image upload (MB)."),
+                            POSITIVE] = 20,
+    max_video_mb: Annotated[float, typer.Option(help="Largest video upload (MB)."),
+                            POSITIVE] = 500,
+    video_workers: Annotated[int, typer.Option(help="Video jobs analysed at the same time."),
+                             AT_LEAST_ONE] = 1,
     model: ModelOpt = DEFAULT_CLASSIFIER,
 ) -> None:
     """The REST API (FastAPI + uvicorn): /v1/images, /v1/videos, /v1/jobs/{id}, /v1/models,
@@ -44,25 +57,30 @@ def webcam_cmd(
         help="No window: write the annotated video to --output.")] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o",
-        help="Annotated MP4 (with --headless; in a window, where `r` records).")] = None,
-    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+        help="Annotated MP4 (with --headless; in a window, where `r` records)."),
+        OUTPUT_FILE] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames."),
+                          AT_LEAST_ONE] = None,
     smoothing: Annotated[float, typer.Option(
-        help="Half-life (s) of each face's moving average of the probabilities; 0 = raw.")] = 0.5,
-    snapshots: Annotated[Path, typer.Option(help="Folder for snapshots (key s).")]
-    = Path("snapshots"),
+        help="Half-life (s) of each face's moving average of the probabilities; 0 = raw."),
+        NON_NEGATIVE] = 0.5,
+    snapshots: Annotated[Path, typer.Option(help="Folder for snapshots (key s)."),
+                         OUTPUT_FOLDER] = Path("snapshots"),
     model: ModelOpt = DEFAULT_CLASSIFIER,
 ) -> None:
     """Live emotions from a webcam (window: q quits, s snapshot, r record) or, headless, to a
     file."""
     from emotrace.apps.webcam import EmotionRecognizer, run_live
 
+    if headless and output is None:
+        fail("--headless needs --output FILE.mp4 to write the annotated video to")
     recognizer = EmotionRecognizer(model, smoothing=smoothing)
     stats = run_live(recognizer, source, headless, output, snapshots, max_frames)
     typer.echo(stats.summary() + (f" -> {output}" if output and headless else ""), err=True)
 
 
 def demo_cmd(
-    port: Annotated[int, typer.Option(help="Port the app listens on.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port the app listens on."), PORT] = 8501,
     host: Annotated[str, typer.Option(
         help="Address the app listens on (0.0.0.0: every interface).")] = "127.0.0.1",
 ) -> None:

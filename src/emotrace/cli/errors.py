@@ -5,6 +5,8 @@
   command (a `RuntimeError`: a missing extra, no window support) -> `error: <message>`, exit 2;
 - a failure writing an output (`OSError`) -> `error: <path>: <problem>`, exit 1;
 - a problem a command states itself -> `fail(message, code)`;
+- an option outside what it declares (`Bounds`, `Output` in its Annotated type, see
+  cli/options.py) -> `error: --option: problem`, exit 2, before the command starts;
 - per-file failures (`Failures`): one line each, the other files go on, exit 1 at the end;
   a file that gave part of what it promised (a recording whose tail is lost) is kept and
   reported as `partial: <path>: <why>`, and counts for exit 1 as well.
@@ -15,12 +17,15 @@
 from __future__ import annotations
 
 import functools
+import inspect
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
+from emotrace.cli.options import Bounds, Output
 from emotrace.errors import EmotraceError, InputError
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -52,12 +57,59 @@ def os_error_line(exc: OSError) -> str:
     return f"{exc.filename}: {problem}" if exc.filename else problem
 
 
+Check = Bounds | Output
+
+
+def declared_checks(command: Callable[..., object]) -> dict[str, tuple[str, list[Check]]]:
+    """Parameter name -> (its option's name, the checks its Annotated type declares)."""
+    hints = typing.get_type_hints(command, include_extras=True)
+    out = {}
+    for name, hint in hints.items():
+        if typing.get_origin(hint) is not Annotated:
+            continue
+        extras = hint.__metadata__
+        checks = [x for x in extras if isinstance(x, Bounds | Output)]
+        if not checks:
+            continue
+        out[name] = (_option_name(name, extras), checks)
+    return out
+
+
+def _option_name(name: str, extras: tuple[object, ...]) -> str:
+    """How the user writes the option: its long name, else its short one, else from `name`.
+    (In an Annotated type, typer takes a string `default` of typer.Option as a name too.)"""
+    decls = [d for x in extras if hasattr(x, "param_decls")
+             for d in (getattr(x, "default", None), *(x.param_decls or ()))  # type: ignore
+             if isinstance(d, str) and d.startswith("-")]
+    long = [d for d in decls if d.startswith("--")]
+    return (long or decls or ["--" + name.replace("_", "-")])[0]
+
+
+def check_options(checks: dict[str, tuple[str, list[Check]]],
+                  arguments: dict[str, object]) -> None:
+    """`fail` (exit 2) at the first given option its declared checks refuse."""
+    for name, (option, rules) in checks.items():
+        value = arguments.get(name)
+        if value is None or isinstance(value, bool):
+            continue
+        for rule in rules:
+            problem = rule.problem(value)  # type: ignore[arg-type]
+            if problem:
+                shown = f"{option} {value}" if isinstance(rule, Output) else option
+                fail(f"{shown}: {problem}")
+
+
 def error_policy(command: F) -> F:
-    """`command` with the policy above applied to whatever it raises."""
+    """`command` with its options' declared checks made first, and the policy above applied
+    to whatever it raises."""
+    checks = declared_checks(command)
+    signature = inspect.signature(command)
 
     @functools.wraps(command)
     def run(*args: object, **kwargs: object) -> object:
         try:
+            if checks:
+                check_options(checks, signature.bind_partial(*args, **kwargs).arguments)
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise  # typer's own ways out (RuntimeErrors too): exit as they say

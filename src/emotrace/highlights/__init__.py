@@ -14,6 +14,7 @@ is used as far as it decodes and listed in `partial`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,7 +60,9 @@ def parse_offsets(text: str | None, n: int) -> list[float]:
     try:
         values = [float(x) for x in text.split(",")]
     except ValueError:
-        raise ValueError(f"--offsets must be numbers separated by commas, got {text!r}") from None
+        values = [math.nan]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--offsets must be numbers separated by commas, got {text!r}")
     if len(values) != n:
         raise ValueError(f"--offsets gives {len(values)} value{'s' * (len(values) != 1)} for "
                          f"{n} recording{'s' * (n != 1)}")

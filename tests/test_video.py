@@ -141,6 +141,6 @@ def test_cli_rejects_bad_settings_in_one_line(tmp_path, pyfeat_dir):
     result = CliRunner().invoke(app, ["video", str(pyfeat_dir / "single_face.mp4"), "-o",
                                       str(tmp_path), "--threshold", "1.5"])
     assert result.exit_code == 2
-    assert "score_threshold must be in (0, 1)" in result.output
+    assert result.output == "error: --threshold: must be > 0 and < 1, got 1.5\n"
     result = CliRunner().invoke(app, ["images", str(pyfeat_dir), "--model", "nope"])
     assert result.exit_code == 2 and "valid names" in result.output

@@ -12,7 +12,6 @@ from emotrace.cli.options import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
     OUTPUT_FILE,
-    OUTPUT_FOLDER,
     PORT,
     POSITIVE,
     Bounds,
@@ -64,8 +63,8 @@ def webcam_cmd(
     smoothing: Annotated[float, typer.Option(
         help="Half-life (s) of each face's moving average of the probabilities; 0 = raw."),
         NON_NEGATIVE] = 0.5,
-    snapshots: Annotated[Path, typer.Option(help="Folder for snapshots (key s)."),
-                         OUTPUT_FOLDER] = Path("snapshots"),
+    snapshots: Annotated[Path, typer.Option(help="Folder for snapshots (key s).")]
+    = Path("snapshots"),
     model: ModelOpt = DEFAULT_CLASSIFIER,
 ) -> None:
     """Live emotions from a webcam (window: q quits, s snapshot, r record) or, headless, to a

@@ -60,7 +60,7 @@ def _decode(buffer: np.ndarray, name: str | Path) -> np.ndarray:
     try:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
     except cv2.error as exc:
-        problem = " ".join(str(exc).split())
+        problem = " ".join(str(exc).split()).split(" error: ", 1)[-1]  # no source location
         raise InputError(name, f"cannot be decoded (OpenCV: {problem})") from None
     if image is None:
         raise InputError(name, NOT_AN_IMAGE)

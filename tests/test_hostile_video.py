@@ -130,6 +130,38 @@ def test_a_stream_that_ends_early_keeps_its_frames(tmp_path, pyfeat_dir):
     assert whole.partial == ""
 
 
+class _Breaks:
+    """A container whose decoding raises FFmpeg's InvalidDataError after `after` frames (as
+    damage part way through a file does), otherwise the real one."""
+
+    def __init__(self, container, after: int) -> None:
+        self._container, self._after = container, after
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+    def decode(self, *args, **kwargs):
+        for i, frame in enumerate(self._container.decode(*args, **kwargs)):
+            if i == self._after:
+                raise av.error.InvalidDataError(1094995529, "Invalid data found when "
+                                                "processing input")
+            yield frame
+
+
+@pytest.mark.parametrize("after", [30, 0])
+def test_decoding_that_breaks_part_way_keeps_what_decoded(pyfeat_dir, after):
+    reader = FrameReader(pyfeat_dir / "single_face.mp4")
+    reader._container = _Breaks(reader._container, after)
+    if after == 0:  # nothing decoded: refused, one line
+        with pytest.raises(InputError, match="no frame could be decoded .FFmpeg: Invalid data"):
+            list(reader)
+        return
+    frames = list(reader)
+    assert len(frames) == reader.frames_decoded == 30
+    assert reader.partial == ("decoding failed after frame 30 (FFmpeg: Invalid data found when "
+                              "processing input)")
+
+
 def test_no_decodable_frame_is_still_refused(tmp_path, pyfeat_dir):
     # the first 1% of the bytes: the header and index, not one whole frame
     cut = _cut(pyfeat_dir / "WolfgangLanger_Pexels.mp4", tmp_path / "head.mp4", 0.01)

@@ -76,8 +76,8 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path, pyfeat_dir):
     out = blocker / "predictions.csv"
     run = CliRunner().invoke(app, ["images", str(pyfeat_dir / "single_face.jpg"), "-o", str(out),
                                    "-q"])
-    assert run.exit_code == 1, run.output
-    assert _errors(run.output) == [f"error: {blocker}: File exists"]  # a file, not a folder
+    assert run.exit_code == 2, run.output  # refused before any work (issue 15, problem 6)
+    assert _errors(run.output) == [f"error: --output {out}: {blocker} is a file, not a folder"]
     assert "Traceback" not in run.output
 
 

@@ -147,16 +147,17 @@ def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, 
     from emotrace.cli import app
 
     good = [recordings[0], recordings[1]]
-    args = ["highlights", str(good[0][0]), str(bad_videos["truncated"]),
+    broken = bad_videos["truncated_index"]  # half a video with its index at the end: unreadable
+    args = ["highlights", str(good[0][0]), str(broken),
             str(good[1][0]), "--offsets", f"{good[0][1].offset},0,{good[1][1].offset}",
             "--content", str(content), "--pad", "0", "-o", str(tmp_path), "-q"]
     run = CliRunner().invoke(app, args)
     assert run.exit_code == 1, run.output
-    assert "truncated.mp4" in run.output and "truncated" in run.output
+    assert f"error: {broken}: not a readable video" in run.output
     doc = json.loads((tmp_path / "moments.json").read_text())
-    assert [f["path"] for f in doc["failures"]] == [str(bad_videos["truncated"])]
+    assert [f["path"] for f in doc["failures"]] == [str(broken)]
     assert len(doc["viewers"]) == 2
-    assert "truncated.mp4" in (tmp_path / "report.html").read_text()
+    assert "truncated_index.mp4" in (tmp_path / "report.html").read_text()
     precision, recall = precision_recall(
         [type("M", (), {"start": m["start"], "end": m["end"], "duration": m["duration"]})
          for m in doc["moments"]])

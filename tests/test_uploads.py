@@ -83,9 +83,15 @@ def _png_header(width: int, height: int, rows: int = 4) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def test_an_image_opencv_refuses_is_an_input_error_not_a_crash():
-    with pytest.raises(InputError, match="^huge.png: not a readable image \\(more pixels"):
+def test_an_image_over_the_pixel_cap_is_refused_before_decoding():
+    with pytest.raises(UploadProblem) as err:
         decode_image("huge.png", _png_header(65535, 65535))
+    assert err.value.status == 413 and "megapixels" in str(err.value)
+
+
+def test_an_image_opencv_refuses_is_an_input_error_not_a_crash():
+    with pytest.raises(InputError, match="^huge.png: cannot be decoded"):
+        decode_image("huge.png", _png_header(65535, 65535), max_pixels=None)
 
 
 def test_uploads_are_stored_under_a_generated_name_with_a_known_suffix(tmp_path):

@@ -8,14 +8,16 @@ Each recording's per-face table is written to `OUT/faces/<key>.parquet` atomical
 name renamed into place), so a file under its final name is always whole. The key is the
 recording's path below the inputs' common folder, suffix included (`day2/a.mp4` ->
 `faces/day2/a.mp4.parquet`), so `a.mp4` and `a.mov` in one folder get files of their own.
-`OUT/manifest.csv` lists every recording with its status (`done` or `failed` with the reason),
-frames, faces, seconds and the worker that did it; it is rewritten (atomically) after every
-finished task, so an interrupted run leaves an accurate manifest. A rerun skips recordings
-that are done, whose Parquet file exists and whose input has not changed (size and
-modification time), and retries the rest. A manifest written before keys kept the suffix (key
-`day2/a`) is taken over: each of its records goes to the recording with the same path and the
-new key, and a finished one's Parquet file is renamed to match; where two recordings shared an
-old key (and so one output file) both are analysed again.
+`OUT/manifest.csv` lists every recording with its status (`done`; `partial`, with the reason,
+when the recording ended early or broke part way: the frames that decoded are analysed and
+written, their count in `frames_decoded` against the header's `frames_expected`; or `failed`
+with the reason), frames, faces, seconds and the worker that did it; it is rewritten
+(atomically) after every finished task, so an interrupted run leaves an accurate manifest. A
+rerun skips recordings that are done or partial, whose Parquet file exists and whose input has
+not changed (size and modification time), and retries the rest. A manifest written before
+keys kept the suffix (key `day2/a`) is taken over: each of its records goes to the recording
+with the same path and the new key, and a finished one's Parquet file is renamed to match;
+where two recordings shared an old key (and so one output file) both are analysed again.
 
 On a cluster, the inputs and OUT must be on storage every node can read and write (a shared
 file system or mounted bucket): the workers read the videos and write the Parquet files
@@ -24,6 +26,7 @@ themselves, and only the small per-task records travel back to the driver.
 
 from __future__ import annotations
 
+import math
 import multiprocessing as mp
 import os
 import socket
@@ -44,7 +47,9 @@ from emotrace.outputs.files import write_csv, write_parquet
 
 ENGINES = ("local", "ray")
 MANIFEST_COLUMNS = ["key", "path", "status", "reason", "output", "frames", "faces", "seconds",
-                    "elapsed", "size", "mtime_ns", "worker", "finished"]
+                    "elapsed", "size", "mtime_ns", "worker", "finished", "frames_decoded",
+                    "frames_expected"]
+KEPT = ("done", "partial")  # statuses whose Parquet file holds the recording's result
 
 
 @dataclass(frozen=True)
@@ -125,9 +130,15 @@ def run_job(job: Job) -> dict:
         analysis = _analyzer(job.model, job.threads).analyze_video(job.path, fps=job.fps,
                                                                    progress=False)
         df = analysis.to_pandas()
+        df.attrs.update(partial=bool(analysis.partial), partial_reason=analysis.partial,
+                        frames_decoded=analysis.frames_decoded,
+                        frames_expected=analysis.frames_expected)
         write_parquet(df, job.output)
-        record.update(status="done", reason="", frames=len(analysis.frames),
-                      faces=int((df["face"] >= 0).sum()), seconds=analysis.info.duration)
+        record.update(status="partial" if analysis.partial else "done",
+                      reason=analysis.partial_problem(), frames=len(analysis.frames),
+                      faces=int((df["face"] >= 0).sum()), seconds=analysis.info.duration,
+                      frames_decoded=analysis.frames_decoded,
+                      frames_expected=analysis.frames_expected)
     except InputError as exc:
         record.update(status="failed", reason=exc.problem)
     except Exception as exc:  # noqa: BLE001 -- one recording's failure must not end the batch
@@ -204,9 +215,10 @@ def read_manifest(outdir: Path) -> pd.DataFrame:
 
 
 def is_done(job: Job, previous: dict[str, dict]) -> bool:
-    """Finished in an earlier run, its file still there, and the input unchanged."""
+    """Finished (whole or partial) in an earlier run, its file still there, and the input
+    unchanged (a partial recording that has since grown is analysed again)."""
     rec = previous.get(job.key)
-    return bool(rec and rec["status"] == "done" and Path(job.output).is_file()
+    return bool(rec and rec["status"] in KEPT and Path(job.output).is_file()
                 and int(rec["size"]) == job.size and int(rec["mtime_ns"]) == job.mtime_ns)
 
 
@@ -231,7 +243,7 @@ def adopt_legacy_records(previous: dict[str, dict], jobs: list[Job]) -> dict[str
                 or str(rec["path"]) != job.path):
             continue
         del out[old]
-        if rec["status"] == "done" and Path(str(rec["output"])).is_file():
+        if rec["status"] in KEPT and Path(str(rec["output"])).is_file():
             Path(job.output).parent.mkdir(parents=True, exist_ok=True)
             os.replace(str(rec["output"]), job.output)
         out[job.key] = {**rec, "key": job.key, "output": job.output}
@@ -246,10 +258,12 @@ class BatchSummary:
     failed: int
     elapsed: float
     manifest: Path
+    partial: int = 0  # of `done`: analysed as far as they decoded
 
     def line(self) -> str:
-        return (f"{self.total} recordings: {self.skipped} already done, {self.done} analysed, "
-                f"{self.failed} failed in {self.elapsed:.1f} s -> {self.manifest}")
+        partial = f" ({self.partial} partial)" if self.partial else ""
+        return (f"{self.total} recordings: {self.skipped} already done, {self.done} analysed"
+                f"{partial}, {self.failed} failed in {self.elapsed:.1f} s -> {self.manifest}")
 
 
 def run_batch(
@@ -265,6 +279,8 @@ def run_batch(
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be > 0, got {fps}")
     # A bad name or file fails here, once, before any worker starts (a ModelError that says why).
     models.load(model, kind="expression", threads=1)
     outdir = Path(outdir)
@@ -288,7 +304,7 @@ def run_batch(
         write_csv(df, manifest_path)
 
     started = time.perf_counter()
-    done = failed = 0
+    done = failed = partial = 0
     if todo:
         runner = (_run_local(todo, n_workers or 1) if engine == "local"
                   else _run_ray(todo, n_workers, ray_address))
@@ -297,7 +313,8 @@ def run_batch(
         try:
             for record in runner:
                 records[record["key"]] = record
-                done += record["status"] == "done"
+                done += record["status"] in KEPT
+                partial += record["status"] == "partial"
                 failed += record["status"] == "failed"
                 save()
                 bar.update(1)
@@ -308,5 +325,5 @@ def run_batch(
             bar.close()
     save()
     return BatchSummary(len(jobs), len(jobs) - len(todo), done, failed,
-                        time.perf_counter() - started, manifest_path)
+                        time.perf_counter() - started, manifest_path, partial)
 

@@ -26,7 +26,7 @@ import pandas as pd
 from emotrace.errors import InputError
 from emotrace.faces.embed import FaceEmbedder
 from emotrace.media.decode import FrameReader
-from emotrace.media.images import read_image
+from emotrace.media.images import MAX_PIXELS, read_image
 from emotrace.pipeline import Analyzer
 from emotrace.results import VideoAnalysis
 
@@ -155,9 +155,11 @@ def query_from_video(embedder: FaceEmbedder, video: str | Path, at: float, windo
 
 
 def query_from_image(embedder: FaceEmbedder, image: str | Path | np.ndarray,
-                     analyzer: Analyzer, name: str | None = None) -> np.ndarray:
-    """The embedding of the largest face in an image (a path, or a BGR array named `name`)."""
-    array = image if isinstance(image, np.ndarray) else read_image(image)
+                     analyzer: Analyzer, name: str | None = None,
+                     max_pixels: int | None = MAX_PIXELS) -> np.ndarray:
+    """The embedding of the largest face in an image (a path, or a BGR array named `name`);
+    an image file over `max_pixels` is refused before decoding."""
+    array = image if isinstance(image, np.ndarray) else read_image(image, max_pixels)
     det = analyzer.locate(array, still=True)
     face = det.largest()
     if face is None:
@@ -182,8 +184,10 @@ def nearest(db: str | Path, query: np.ndarray, k: int = 10) -> pd.DataFrame:
 
 
 def search(db: str | Path, video: str | Path | None = None, at: float | None = None,
-           image: str | Path | None = None, k: int = 10) -> pd.DataFrame:
-    """The `k` fragments nearest (cosine) to a video moment or a face image."""
+           image: str | Path | None = None, k: int = 10,
+           max_pixels: int | None = MAX_PIXELS) -> pd.DataFrame:
+    """The `k` fragments nearest (cosine) to a video moment or a face image (refused when
+    larger than `max_pixels`)."""
     if (video is None) == (image is None) or (video is not None and at is None):
         raise ValueError("give --video FILE --at SECONDS, or --image FILE")
     embedder, analyzer, meta = index_embedder(db)
@@ -193,5 +197,5 @@ def search(db: str | Path, video: str | Path | None = None, at: float | None = N
                                  meta.get("fps", 10.0))
     else:
         assert image is not None
-        query = query_from_image(embedder, image, analyzer)
+        query = query_from_image(embedder, image, analyzer, max_pixels=max_pixels)
     return nearest(db, query, k)

@@ -22,7 +22,7 @@ from emotrace.faces.classify import ExpressionClassifier
 from emotrace.faces.detect import YuNetDetector
 from emotrace.faces.track import IoUTracker
 from emotrace.media.decode import Frame, FrameReader
-from emotrace.media.images import as_bgr, read_image
+from emotrace.media.images import MAX_PIXELS, as_bgr, read_image
 from emotrace.results import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
 
 # Detection defaults, shared by every driver that builds an Analyzer (the webcam too).
@@ -53,6 +53,8 @@ class Analyzer:
         image_detect_size / video_detect_size: longer side (pixels) at which faces are detected
             in still images / video frames (detection at a reduced size is much faster; faces
             smaller than about 10 px at that size are lost). None = full resolution.
+        max_image_pixels: image files larger than this (read from the header) are refused
+            before decoding (`InputError`); None = no cap.
         embeddings: also return each face's embedding where the model has one.
         batch_size: faces per classifier call.
         threads: ONNX Runtime threads (0 = all cores).
@@ -68,18 +70,24 @@ class Analyzer:
         min_face_size: int = 0,
         image_detect_size: int | None = IMAGE_DETECT_SIZE,
         video_detect_size: int | None = VIDEO_DETECT_SIZE,
+        max_image_pixels: int | None = MAX_PIXELS,
         embeddings: bool = False,
         batch_size: int = 32,
         threads: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if video_detect_size is not None and video_detect_size < 32:
+            raise ValueError(f"video_detect_size must be >= 32 or None, got {video_detect_size}")
+        if max_image_pixels is not None and max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be >= 1 or None, got {max_image_pixels}")
         self.classifier = ExpressionClassifier(classifier, classifier_path, embeddings, threads)
         self.detector = YuNetDetector(
             detector_path, score_threshold, nms_threshold, min_face_size, image_detect_size
         )
         self.image_detect_size = image_detect_size
         self.video_detect_size = video_detect_size
+        self.max_image_pixels = max_image_pixels
         self.batch_size = batch_size
 
     @property
@@ -122,7 +130,8 @@ class Analyzer:
     ) -> ImageAnalysis:
         """Every face in one image (path or BGR array); `cropped`: the image is one face."""
         path = name or (str(image) if not isinstance(image, np.ndarray) else "<array>")
-        array = as_bgr(read_image(image) if not isinstance(image, np.ndarray) else image)
+        array = as_bgr(read_image(image, self.max_image_pixels)
+                       if not isinstance(image, np.ndarray) else image)
         if cropped:
             det = whole_image_detection(array)
             faces = cv2.resize(array, (self.classifier.size,) * 2, interpolation=cv2.INTER_LINEAR)
@@ -155,8 +164,9 @@ class Analyzer:
 
         Faces of several frames are classified in one batch; `on_frame(frame, analysis)` is
         called for each analysed frame in order (to draw or write it) once its faces are
-        classified. Raises `InputError` naming the file for missing, non-video or truncated
-        input.
+        classified. A video whose stream ends early or breaks part way gives the frames
+        that decoded, with `partial` saying so; `InputError` naming the file for missing or
+        non-video input, or one where no frame decodes.
         """
         reader = FrameReader(path, fps)
         tracker = tracker or IoUTracker()
@@ -203,5 +213,6 @@ class Analyzer:
         finally:
             bar.close()
         result.frames_decoded = reader.frames_decoded
+        result.partial = reader.partial
         result.elapsed = time.perf_counter() - started
         return result

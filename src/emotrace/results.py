@@ -328,17 +328,34 @@ class VideoInfo:
 
 @dataclass
 class VideoAnalysis:
-    """Every analysed frame of one video, in order."""
+    """Every analysed frame of one video, in order.
+
+    `partial` says why the video gave fewer frames than its header promised (a lost tail,
+    damage part way); "" when it gave them all. The frames that decoded are analysed either way.
+    """
 
     info: VideoInfo
     labels: tuple[str, ...]
     frames: list[FrameAnalysis] = field(default_factory=list)
     frames_decoded: int = 0
     elapsed: float = 0.0  # seconds of analysis
+    partial: str = ""
 
     @property
     def path(self) -> str:
         return self.info.path
+
+    @property
+    def frames_expected(self) -> int:
+        """The frame count the header promised (0 when it did not say)."""
+        return self.info.n_frames
+
+    def partial_problem(self) -> str:
+        """`decoded N of about M frames: <why>`, or "" for a whole video."""
+        if not self.partial:
+            return ""
+        expected = f" of about {self.frames_expected}" if self.frames_expected else ""
+        return f"decoded {self.frames_decoded}{expected} frames; {self.partial}"
 
     def tracks(self, min_frames: int = 1) -> list[Track]:
         """Every tracked face with at least `min_frames` rows, ordered by track id."""

@@ -19,6 +19,7 @@ several videos are grouped by (source, track_id), as `outputs.tables.track_summa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 
 import numpy as np
@@ -133,19 +134,36 @@ def _run_means(probs: np.ndarray, path: np.ndarray) -> np.ndarray:
     return out
 
 
+PARAMS = {"ema": ("a half-life (s)", 0.5), "gaussian": ("a sigma (s)", 0.5),
+          "viterbi": ("a switch cost (nats)", 4.0)}
+
+
+def check_smoothing(method: str, param: float | None) -> None:
+    """A `ValueError` naming the option unless `method` is known and `param` (None: its
+    default) suits it: > 0 for ema and gaussian, >= 0 for viterbi, finite. Check before work."""
+    if method not in METHODS:
+        raise ValueError(f"unknown --smooth {method!r}; valid: {', '.join(METHODS)}")
+    if param is None or method == "none":
+        return
+    zero_ok = method == "viterbi"  # no switch cost: the per-frame labels
+    if not (math.isfinite(param) and (param >= 0 if zero_ok else param > 0)):
+        raise ValueError(f"--smooth-param for {method} is {PARAMS[method][0]}: must be "
+                         f"{'>= 0' if zero_ok else '> 0'}, got {param:g}")
+
+
 def smooth_track(probs: np.ndarray, t: np.ndarray, method: str, param: float | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(smoothed probabilities (N, K), labels (N,)) of one track with `method`."""
     if method == "none":
         return probs.astype(np.float64), probs.argmax(axis=1)
     if method == "ema":
-        p = ema(probs, t, param or 0.5)
+        p = ema(probs, t, PARAMS["ema"][1] if param is None else param)
         return p, p.argmax(axis=1)
     if method == "gaussian":
-        p = gaussian(probs, t, param or 0.5)
+        p = gaussian(probs, t, PARAMS["gaussian"][1] if param is None else param)
         return p, p.argmax(axis=1)
     if method == "viterbi":
-        path = viterbi(probs, 4.0 if param is None else param)
+        path = viterbi(probs, PARAMS["viterbi"][1] if param is None else param)
         return _run_means(probs, path), path
     raise ValueError(f"unknown smoothing {method!r}; valid: {', '.join(METHODS)}")
 

@@ -21,10 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-import cv2
 import numpy as np
 
 from emotrace.errors import InputError
+from emotrace.media import images
 from emotrace.media.decode import VIDEO_SUFFIXES
 from emotrace.media.images import IMAGE_SUFFIXES
 
@@ -121,17 +121,16 @@ def copy_limited(file: BinaryIO, name: str, limit: int, path: Path) -> int:
     return size
 
 
-def decode_image(name: str, data: bytes) -> np.ndarray:
-    """The uploaded bytes as a BGR image; `InputError(name, ...)` when they are none."""
+def decode_image(name: str, data: bytes, max_pixels: int | None = images.MAX_PIXELS
+                 ) -> np.ndarray:
+    """The uploaded bytes as a BGR image. An image whose header says it has more than
+    `max_pixels` is refused before decoding (`UploadProblem` 413); bytes that are no image
+    are `InputError(name, ...)`."""
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    except cv2.error as exc:  # OpenCV refuses, e.g. a header that promises 65535 x 65535
-        why = ("more pixels than OpenCV decodes" if "MAX_IMAGE_PIXELS" in str(exc)
-               else "OpenCV cannot decode it")
-        raise InputError(name, f"not a readable image ({why})") from None
-    if image is None:
-        raise InputError(name, "not a readable image (empty, truncated or not an image format)")
-    return image
+        images.check_pixels(data, name, max_pixels)
+    except InputError as exc:
+        raise UploadProblem(413, str(exc)) from None
+    return images.decode_image(data, name, None)
 
 
 def stored_suffix(name: str, kind: str, content_type: str | None = None) -> str:

@@ -8,16 +8,30 @@ from typing import Annotated
 import typer
 
 from emotrace.cli.errors import Failures, fail
-from emotrace.cli.options import ModelOpt, QuietOpt, ThresholdOpt, analyzer, collect
+from emotrace.cli.options import (
+    NON_NEGATIVE,
+    OUTPUT_FILE,
+    OUTPUT_FOLDER,
+    POSITIVE,
+    Bounds,
+    MaxMegapixelsOpt,
+    ModelOpt,
+    QuietOpt,
+    ThresholdOpt,
+    analyzer,
+    collect,
+)
+from emotrace.errors import InputError
 from emotrace.models import DEFAULT_CLASSIFIER
 
-MinFaceOpt = Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels).")]
+MinFaceOpt = Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels)."),
+                       NON_NEGATIVE]
 
 
 def images_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV or .parquet to write.")]
-    = Path("predictions.csv"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV or .parquet to write."),
+                      OUTPUT_FILE] = Path("predictions.csv"),
     submission: Annotated[bool, typer.Option(
         help="Write `image_path,emotion`, one row per image (most confident face; 9-class "
              "names).")] = False,
@@ -26,6 +40,7 @@ def images_cmd(
     model: ModelOpt = DEFAULT_CLASSIFIER,
     min_face_size: MinFaceOpt = 0,
     threshold: ThresholdOpt = 0.6,
+    max_megapixels: MaxMegapixelsOpt = 50.0,
     quiet: QuietOpt = False,
 ) -> None:
     """Emotions of every face in images: one row per face (per image with --submission)."""
@@ -33,25 +48,29 @@ def images_cmd(
 
     from emotrace.media.images import IMAGE_SUFFIXES
     from emotrace.outputs.files import write_csv, write_parquet
-    from emotrace.outputs.submission import submission_rows
+    from emotrace.outputs.submission import submission_rows, unlabelled_note
     from emotrace.results import ImageAnalysis
 
     paths = collect(inputs, IMAGE_SUFFIXES)
     if not paths:
         fail(f"no images found in {', '.join(map(str, inputs))}", 1)
-    images = analyzer(model, min_face_size=min_face_size, score_threshold=threshold)
+    images = analyzer(model, min_face_size=min_face_size, score_threshold=threshold,
+                      max_image_pixels=round(max_megapixels * 1e6))
     failures = Failures()
-    results: list[ImageAnalysis] = []
+    items: list[ImageAnalysis | InputError] = []
     for item in images.analyze_images(paths, cropped=cropped, progress=not quiet):
-        if isinstance(item, ImageAnalysis):
-            results.append(item)
-        else:
+        items.append(item)
+        if isinstance(item, InputError):
             failures.add(item)
+    results = [r for r in items if isinstance(r, ImageAnalysis)]
+    if not results:  # nothing to write: an earlier file of that name stays as it was
+        fail(f"none of the {len(paths)} images could be read; {output} not written", 1)
     if submission:
-        df = submission_rows(results, images)
+        df = submission_rows(items)
+        if note := unlabelled_note(df):
+            typer.echo(f"submission: {note}", err=True)
     else:
-        tables = [r.to_pandas() for r in results]
-        df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        df = pd.concat([r.to_pandas() for r in results], ignore_index=True)
     writer = write_parquet if output.suffix.lower() == ".parquet" else write_csv
     writer(df, output)
     faces = sum(len(r.frame) for r in results)
@@ -62,20 +81,21 @@ def images_cmd(
 
 def video_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders.")],
-    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results.")]
-    = Path("emotrace-out"),
+    outdir: Annotated[Path, typer.Option("--output", "-o", help="Folder for the results."),
+                      OUTPUT_FOLDER] = Path("emotrace-out"),
     fps: Annotated[float | None, typer.Option(
-        help="Analyse this many frames per second (default: every frame).")] = None,
+        help="Analyse this many frames per second (default: every frame)."), POSITIVE] = None,
     annotate: Annotated[bool, typer.Option(help="Also write an annotated MP4.")] = False,
     plot: Annotated[bool, typer.Option(help="Also write a timeline PNG.")] = False,
     smooth: Annotated[str, typer.Option(
         help="Smooth each track over time: none, ema, gaussian or viterbi.")] = "none",
     smooth_param: Annotated[float | None, typer.Option(
         help="Half-life (ema, s), sigma (gaussian, s) or switch cost (viterbi, nats); default "
-             "0.5, 0.5, 4.")] = None,
+             "0.5, 0.5, 4."), NON_NEGATIVE] = None,
     model: ModelOpt = DEFAULT_CLASSIFIER,
     detect_size: Annotated[int, typer.Option(
-        help="Longer side (px) at which faces are detected; 0 = full size.")] = 320,
+        help="Longer side (px) at which faces are detected; 0 = full size."),
+        Bounds(ge=32, zero="full size")] = 320,
     min_face_size: MinFaceOpt = 0,
     threshold: ThresholdOpt = 0.6,
     quiet: QuietOpt = False,
@@ -83,10 +103,9 @@ def video_cmd(
     """Per-frame, per-face emotion timeline of each video: CSV + Parquet, track summary, plots."""
     from emotrace.media.decode import VIDEO_SUFFIXES
     from emotrace.outputs.video_outputs import analyze_video_to_dir
-    from emotrace.smooth import METHODS
+    from emotrace.smooth import check_smoothing
 
-    if smooth not in METHODS:
-        fail(f"unknown --smooth {smooth!r}; valid: {', '.join(METHODS)}")
+    check_smoothing(smooth, smooth_param)
     paths = collect(inputs, VIDEO_SUFFIXES)
     if not paths:
         fail(f"no videos found in {', '.join(map(str, inputs))}", 1)
@@ -100,7 +119,10 @@ def video_cmd(
             stem += "_"
         stems.add(stem)
         with failures.per_file():
-            typer.echo(analyze_video_to_dir(videos, path, outdir, stem, fps=fps,
-                                            annotate=annotate, plot=plot, progress=not quiet,
-                                            smooth=smooth, smooth_param=smooth_param), err=True)
+            done = analyze_video_to_dir(videos, path, outdir, stem, fps=fps, annotate=annotate,
+                                        plot=plot, progress=not quiet, smooth=smooth,
+                                        smooth_param=smooth_param)
+            typer.echo(done.line, err=True)
+            if done.partial:
+                failures.partial(path, done.partial)
     failures.exit_if_any(len(paths), "videos")

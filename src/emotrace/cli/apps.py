@@ -2,40 +2,45 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from emotrace.cli.errors import fail
-from emotrace.cli.options import ModelOpt
+from emotrace.cli.options import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    OUTPUT_FILE,
+    PORT,
+    POSITIVE,
+    ModelOpt,
+)
 from emotrace.models import DEFAULT_CLASSIFIER
-
-
-def _positive(option: str, value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{option} must be a positive number (got {value})")
-    return value
 
 
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")]
     = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port (0: any free one; the start line says).")]
-    = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (0: any free one; the start line says)."),
+                    PORT] = 8000,
     api_key: Annotated[str | None, typer.Option(
         envvar="EMOTRACE_API_KEY",
         help="Require this key in the X-API-Key header (or set EMOTRACE_API_KEY).")] = None,
-    max_image_mb: Annotated[float, typer.Option(help="Largest image upload (MB).")] = 20,
-    max_video_mb: Annotated[float, typer.Option(help="Largest video upload (MB).")] = 500,
-    video_workers: Annotated[int, typer.Option(help="Video jobs analysed at the same time.")] = 1,
+    max_image_mb: Annotated[float, typer.Option(help="Largest image upload (MB)."),
+                            POSITIVE] = 20,
+    max_video_mb: Annotated[float, typer.Option(help="Largest video upload (MB)."),
+                            POSITIVE] = 500,
+    video_workers: Annotated[int, typer.Option(help="Video jobs analysed at the same time."),
+                             AT_LEAST_ONE] = 1,
     max_queued_jobs: Annotated[int, typer.Option(
-        help="Video jobs waiting at most; beyond, uploads get 429.")] = 100,
+        help="Video jobs waiting at most; beyond, uploads get 429."), AT_LEAST_ONE] = 100,
     keep_results_hours: Annotated[float, typer.Option(
-        help="Hours a finished job's results are kept (on disk, in the server's folder).")] = 24,
+        help="Hours a finished job's results are kept (on disk, in the server's folder)."),
+        POSITIVE] = 24,
     concurrent_images: Annotated[int, typer.Option(
-        help="Images decoded at the same time (each takes its pixels' memory).")] = 2,
+        help="Images decoded at the same time (each takes its pixels' memory)."),
+        AT_LEAST_ONE] = 2,
     model: ModelOpt = DEFAULT_CLASSIFIER,
 ) -> None:
     """The REST API (FastAPI + uvicorn): /v1/images, /v1/videos, /v1/jobs/{id}, /v1/models,
@@ -45,12 +50,6 @@ def serve_cmd(
         from emotrace.apps.serve import serve
     except ImportError as exc:
         fail(f"the API needs FastAPI and uvicorn: pip install 'emotrace[api]' ({exc})")
-    for option, value in [("--max-image-mb", max_image_mb), ("--max-video-mb", max_video_mb),
-                          ("--video-workers", video_workers),
-                          ("--max-queued-jobs", max_queued_jobs),
-                          ("--keep-results-hours", keep_results_hours),
-                          ("--concurrent-images", concurrent_images)]:
-        _positive(option, value)
     limits = Limits(int(max_image_mb * (1 << 20)), int(max_video_mb * (1 << 20)),
                     queued_jobs=max_queued_jobs, keep_results_s=keep_results_hours * 3600,
                     concurrent_images=concurrent_images)
@@ -65,10 +64,13 @@ def webcam_cmd(
         help="No window: write the annotated video to --output.")] = False,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o",
-        help="Annotated MP4 (with --headless; in a window, where `r` records).")] = None,
-    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+        help="Annotated MP4 (with --headless; in a window, where `r` records)."),
+        OUTPUT_FILE] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames."),
+                          AT_LEAST_ONE] = None,
     smoothing: Annotated[float, typer.Option(
-        help="Half-life (s) of each face's moving average of the probabilities; 0 = raw.")] = 0.5,
+        help="Half-life (s) of each face's moving average of the probabilities; 0 = raw."),
+        NON_NEGATIVE] = 0.5,
     snapshots: Annotated[Path, typer.Option(help="Folder for snapshots (key s).")]
     = Path("snapshots"),
     model: ModelOpt = DEFAULT_CLASSIFIER,
@@ -77,13 +79,15 @@ def webcam_cmd(
     file."""
     from emotrace.apps.webcam import EmotionRecognizer, run_live
 
+    if headless and output is None:
+        fail("--headless needs --output FILE.mp4 to write the annotated video to")
     recognizer = EmotionRecognizer(model, smoothing=smoothing)
     stats = run_live(recognizer, source, headless, output, snapshots, max_frames)
     typer.echo(stats.summary() + (f" -> {output}" if output and headless else ""), err=True)
 
 
 def demo_cmd(
-    port: Annotated[int, typer.Option(help="Port the app listens on.")] = 8501,
+    port: Annotated[int, typer.Option(help="Port the app listens on."), PORT] = 8501,
     host: Annotated[str, typer.Option(
         help="Address the app listens on (0.0.0.0: every interface).")] = "127.0.0.1",
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from emotrace.cli.errors import Failures
-from emotrace.cli.options import ModelOpt, QuietOpt
+from emotrace.cli.options import AT_LEAST_ONE, OUTPUT_FOLDER, POSITIVE, ModelOpt, QuietOpt
 from emotrace.models import DEFAULT_CLASSIFIER
 
 
@@ -16,16 +16,16 @@ def batch_cmd(
     inputs: Annotated[list[Path], typer.Argument(
         help="Folders of recordings, text files listing one path per line, or video files.")],
     outdir: Annotated[Path, typer.Option(
-        "--output", "-o", help="Folder for faces/*.parquet and manifest.csv.")]
+        "--output", "-o", help="Folder for faces/*.parquet and manifest.csv."), OUTPUT_FOLDER]
     = Path("batch-out"),
     engine: Annotated[str, typer.Option(help="local (a process pool) or ray.")] = "local",
     ray_address: Annotated[str | None, typer.Option(
         help="Address of an existing Ray cluster (default: start Ray here).")] = None,
     workers: Annotated[int | None, typer.Option(
-        help="Parallel tasks (default: the cores here; all the cluster offers with Ray).")]
-    = None,
+        help="Parallel tasks (default: the cores here; all the cluster offers with Ray)."),
+        AT_LEAST_ONE] = None,
     fps: Annotated[float | None, typer.Option(
-        help="Analyse this many frames per second (default: every frame).")] = None,
+        help="Analyse this many frames per second (default: every frame)."), POSITIVE] = None,
     retry_failed: Annotated[bool, typer.Option(
         help="Retry recordings that failed in an earlier run.")] = True,
     model: ModelOpt = DEFAULT_CLASSIFIER,
@@ -39,6 +39,8 @@ def batch_cmd(
     def report(record: dict) -> None:
         if record["status"] == "failed":
             failures.add(f"{record['path']}: {record['reason']}")
+        elif record["status"] == "partial":
+            failures.partial(record["path"], record["reason"])
 
     summary = run_batch(inputs, outdir, engine, workers, ray_address, fps, model,
                         retry_failed, progress=not quiet, on_record=report)

@@ -11,13 +11,15 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from emotrace.cli.options import AT_LEAST_ONE, OUTPUT_FOLDER
+
 DataOpt = Annotated[str, typer.Option(
     help="ferplus-test | ferplus-valid | fer2013-private | a class folder | a CSV | a folder "
          "of photos (index.csv of file,label, or class folders).")]
 EvalOutdirOpt = Annotated[Path, typer.Option(
-    "--output", "-o", help="Folder for the JSON report and the PNG figures.")]
+    "--output", "-o", help="Folder for the JSON report and the PNG figures."), OUTPUT_FOLDER]
 LimitOpt = Annotated[int | None, typer.Option(
-    help="Evaluate a fixed random subset of this size.")]
+    help="Evaluate a fixed random subset of this size."), AT_LEAST_ONE]
 
 
 class EvalGroup(TyperGroup):

@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 from emotrace.cli.errors import Failures, fail
-from emotrace.cli.options import ModelOpt, QuietOpt, analyzer
+from emotrace.cli.options import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    OUTPUT_FOLDER,
+    POSITIVE,
+    ModelOpt,
+    QuietOpt,
+    analyzer,
+)
 from emotrace.models import DEFAULT_CLASSIFIER
 
 
@@ -16,18 +24,20 @@ def highlights_cmd(
     reactions: Annotated[list[Path], typer.Argument(
         help="Viewer reaction recordings (one video per viewer).", show_default=False)],
     outdir: Annotated[Path, typer.Option(
-        "--output", "-o", help="Folder for moments, report and trailer.")] = Path("highlights"),
+        "--output", "-o", help="Folder for moments, report and trailer."), OUTPUT_FOLDER]
+    = Path("highlights"),
     offsets: Annotated[str | None, typer.Option(
         help="Episode time (s) at which each recording starts, comma-separated, e.g. "
              "0,1.5,-2.")] = None,
     content: Annotated[Path | None, typer.Option(
         help="The episode video: enables trailer.mp4 and episode stills.")] = None,
-    top: Annotated[int, typer.Option(help="Most moments to keep.")] = 10,
+    top: Annotated[int, typer.Option(help="Most moments to keep."), AT_LEAST_ONE] = 10,
     min_gap: Annotated[float, typer.Option(
-        help="Least distance between two moments' peaks (s).")] = 5.0,
-    pad: Annotated[float, typer.Option(help="Seconds added before and after each moment.")] = 1.0,
-    fps: Annotated[float, typer.Option(help="Frames per second analysed in each recording.")]
-    = 10.0,
+        help="Least distance between two moments' peaks (s)."), NON_NEGATIVE] = 5.0,
+    pad: Annotated[float, typer.Option(help="Seconds added before and after each moment."),
+                   NON_NEGATIVE] = 1.0,
+    fps: Annotated[float, typer.Option(help="Frames per second analysed in each recording."),
+                   POSITIVE] = 10.0,
     model: ModelOpt = DEFAULT_CLASSIFIER,
     quiet: QuietOpt = False,
 ) -> None:
@@ -44,6 +54,8 @@ def highlights_cmd(
     failures = Failures()
     for path, problem in result.failures:
         failures.add(f"{path}: {problem}")
+    for path, problem in result.partial:
+        failures.partial(path, problem)
     if not result.viewers:
         fail("no recording could be used; nothing written", 1)
     written = write_highlights(result, outdir, content)

@@ -14,7 +14,15 @@ from typing import Annotated, Any
 import typer
 
 from emotrace.cli.errors import fail, os_error_line
-from emotrace.cli.options import ConfigOpt, OverridesArg, QuietOpt
+from emotrace.cli.options import (
+    AT_LEAST_ONE,
+    OUTPUT_FILE,
+    OUTPUT_FOLDER,
+    POSITIVE,
+    ConfigOpt,
+    OverridesArg,
+    QuietOpt,
+)
 
 TRAIN_EXTRA = "pip install -e '.[train]'"
 
@@ -105,18 +113,20 @@ def probe_cmd(
         help="Instead of a table: embed FER+ train/valid/test with this model (registry name "
              "or embedding head .onnx).")] = None,
     limit: Annotated[int | None, typer.Option(
-        help="With --backbone: at most this many faces per split.")] = None,
+        help="With --backbone: at most this many faces per split."), AT_LEAST_ONE] = None,
     videomae: Annotated[Path | None, typer.Option(
         help="Instead of a table: a local VideoMAE checkpoint folder; embeds windows of the "
              "labelled videos in --videos.")] = None,
     videos: Annotated[Path | None, typer.Option(
         help="With --videomae: a folder of videos with index.csv (file, "
              "weak_label_from_filename).")] = None,
-    window: Annotated[float, typer.Option(help="With --videomae: clip window (s).")] = 2.0,
+    window: Annotated[float, typer.Option(help="With --videomae: clip window (s)."),
+                      POSITIVE] = 2.0,
     outdir: Annotated[Path, typer.Option(
-        "--output", "-o", help="Folder for probe.json and probe_curves.png.")] = Path("probe"),
+        "--output", "-o", help="Folder for probe.json and probe_curves.png."), OUTPUT_FOLDER]
+    = Path("probe"),
     epochs: Annotated[int, typer.Option(
-        help="Most MLP epochs (early stopping on valid macro-F1).")] = 60,
+        help="Most MLP epochs (early stopping on valid macro-F1)."), AT_LEAST_ONE] = 60,
     device: Annotated[str, typer.Option(
         help="auto (CUDA, then MPS, else CPU) | cpu | cuda | mps: where the MLP (and "
              "VideoMAE) run.")] = "auto",
@@ -156,8 +166,8 @@ def calibrate_cmd(
         help="Also fit a class bias (logit adjustment against the training prior, its "
              "strength chosen on the set's macro-F1).")] = False,
     output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write a calibrated copy here (default: the file itself).")
-                      ] = None,
+        "--output", "-o", help="Write a calibrated copy here (default: the file itself)."),
+        OUTPUT_FILE] = None,
 ) -> None:
     """Fit a model's temperature (and class bias) and write them into its metadata."""
     try:

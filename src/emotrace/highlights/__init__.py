@@ -8,11 +8,13 @@
 Each recording is analysed (at `fps` frames per second: a reaction lasts seconds, so every
 frame is not needed), turned into the viewer's per-second signals (`reactions`), and the
 viewers are aggregated and moments picked (`moments`). A recording that cannot be analysed is
-reported in `failures` and the others are still used.
+reported in `failures` and the others are still used; one that ends early or breaks part way
+is used as far as it decodes and listed in `partial`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +41,7 @@ class HighlightsResult:
     moments: list[Moment]
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
     settings: dict = field(default_factory=dict)
+    partial: list[tuple[str, str]] = field(default_factory=list)  # (path, what is missing)
 
     def moments_table(self) -> pd.DataFrame:
         return moments_table(self.moments)
@@ -57,7 +60,9 @@ def parse_offsets(text: str | None, n: int) -> list[float]:
     try:
         values = [float(x) for x in text.split(",")]
     except ValueError:
-        raise ValueError(f"--offsets must be numbers separated by commas, got {text!r}") from None
+        values = [math.nan]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"--offsets must be numbers separated by commas, got {text!r}")
     if len(values) != n:
         raise ValueError(f"--offsets gives {len(values)} value{'s' * (len(values) != 1)} for "
                          f"{n} recording{'s' * (n != 1)}")
@@ -86,7 +91,7 @@ def find_highlights(
     analyzer = analyzer or Analyzer()
     reaction_settings = reaction_settings or ReactionSettings()
     moment_settings = moment_settings or MomentSettings()
-    viewers, failures = [], []
+    viewers, failures, partial = [], [], []
     names = _unique_names([Path(p) for p in reactions])
     for path, offset, name in zip(reactions, offsets, names, strict=True):
         try:
@@ -98,16 +103,18 @@ def find_highlights(
         if signals.seconds_present == 0:
             failures.append((str(path), "no face of a viewer was found in the recording"))
             continue
+        if analysis.partial:
+            partial.append((str(path), analysis.partial_problem()))
         viewers.append(signals)
     if not viewers:
-        return HighlightsResult([], pd.DataFrame(), [], failures)
+        return HighlightsResult([], pd.DataFrame(), [], failures, partial=partial)
     agg = aggregate(viewers, moment_settings.smooth_s)
     if duration is not None:
         agg = agg[agg["time"] < duration]
     moments = pick_moments(agg, viewers, moment_settings, duration)
     settings = {"fps": fps, "reaction": vars(reaction_settings), "moments": vars(moment_settings),
                 "model": analyzer.classifier.card.name if analyzer.classifier.card else None}
-    return HighlightsResult(viewers, agg, moments, failures, settings)
+    return HighlightsResult(viewers, agg, moments, failures, settings, partial)
 
 
 def _unique_names(paths: list[Path]) -> list[str]:
@@ -159,6 +166,7 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
                      "baseline": {k: {"median": m, "scale": s} for k, (m, s) in v.baseline.items()},
                      "valence_arousal": v.va_source} for v in result.viewers],
         "failures": [{"path": p, "problem": e} for p, e in result.failures],
+        "partial": [{"path": p, "problem": e} for p, e in result.partial],
         "settings": result.settings,
     }
     trailer_segments = None

@@ -145,6 +145,11 @@ def write_report(result, path: str | Path, content=None, thumbnails: bool = True
                      + "".join(f"<li class='fail'>{e(p)}: {e(msg)}</li>"
                                for p, msg in result.failures)
                      + "</ul>")
+    if result.partial:
+        parts.append("<h2 class='fail'>Recordings used as far as they decoded</h2><ul>"
+                     + "".join(f"<li class='fail'>{e(p)}: {e(msg)}</li>"
+                               for p, msg in result.partial)
+                     + "</ul>")
     if result.viewers:
         parts.append("<h2>Moments</h2>")
         if result.moments:

@@ -4,10 +4,16 @@
 the analysis and memory does not grow with the video's length. Timestamps are each frame's
 presentation time (pts x time base) relative to the stream's start, so variable frame rate
 video keeps its real timing.
+
+Frames come upright: a stream stored sideways with a display rotation (as phones record) is
+turned as its display matrix says, and `probe` reports the upright width and height. A stream
+that ends before its header says, or whose decoding fails part way, gives the frames that did
+decode and says so in `FrameReader.partial`; only a file with no decodable frame is refused.
 """
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Iterator
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from emotrace.errors import InputError
@@ -44,15 +51,47 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Header facts of a video; an `InputError` naming the file when it is not one."""
+    """Header facts of a video (width and height upright); an `InputError` naming the file
+    when it is not one."""
     path = Path(path)
     with _open(path) as container:
-        return _info(path, container)
+        return _info(path, container, display_rotation(container))
 
 
-def _info(path: Path, container: av.container.InputContainer) -> VideoInfo:
+_TURNS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
+
+
+def display_rotation(container: av.container.InputContainer) -> int:
+    """Degrees (0, 90, 180 or 270, counter-clockwise) by which the video stream's frames must
+    be turned to be upright: its display matrix (read from the first frame, so this consumes
+    it: use a container of its own), else an old file's `rotate` tag (clockwise degrees)."""
+    stream = container.streams.video[0]
+    degrees = 0.0
+    try:
+        frame = next(container.decode(stream), None)
+        if frame is not None:
+            degrees = float(frame.rotation)
+    except (av.error.FFmpegError, ValueError):
+        pass  # no first frame: reading the frames will say why
+    if not degrees and (tag := stream.metadata.get("rotate")):
+        try:
+            degrees = -float(tag)
+        except ValueError:
+            pass
+    return 90 * (round(degrees / 90) % 4)
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """`image` turned counter-clockwise by `rotation` degrees (a multiple of 90)."""
+    turn = _TURNS.get(rotation // 90 % 4)
+    return cv2.rotate(image, turn) if turn is not None else image
+
+
+def _info(path: Path, container: av.container.InputContainer, rotation: int = 0) -> VideoInfo:
     stream = container.streams.video[0]
     ctx = stream.codec_context
+    width, height = (int(ctx.height), int(ctx.width)) if rotation % 180 else (int(ctx.width),
+                                                                              int(ctx.height))
     fps = float(stream.average_rate or stream.guessed_rate or 0.0)
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
@@ -62,7 +101,7 @@ def _info(path: Path, container: av.container.InputContainer) -> VideoInfo:
         duration = 0.0
     n_frames = int(stream.frames or 0) or (round(duration * fps) if fps and duration else 0)
     return VideoInfo(
-        path=str(path), width=int(ctx.width), height=int(ctx.height), fps=fps,
+        path=str(path), width=width, height=height, fps=fps,
         duration=duration, n_frames=n_frames, codec=ctx.name,
         has_audio=bool(container.streams.audio),
     )
@@ -76,24 +115,35 @@ class Frame:
 
 
 class FrameReader:
-    """Iterate the frames of a video (all, or sampled at `fps` per second), decoded ahead.
+    """Iterate the frames of a video (all, or sampled at `fps` per second), decoded ahead,
+    each upright (the stream's display rotation applied).
 
-    After iteration, `frames_decoded` says how many frames the stream gave; if the stream
-    ended well before its header said it would, iteration raises `InputError` (truncated).
+    After iteration, `frames_decoded` says how many frames the stream gave, and `partial`
+    why the stream gave fewer than its header promised ("" when it did not): it ended early
+    (a lost tail) or decoding failed part way (the frames before are kept). A video with no
+    decodable frame raises `InputError`.
     """
 
     _END = object()
 
     def __init__(self, path: str | Path, fps: float | None = None, prefetch: int = 8) -> None:
-        if fps is not None and fps <= 0:
+        if fps is not None and not (math.isfinite(fps) and fps > 0):
             raise ValueError(f"fps must be > 0, got {fps}")
         self.path = Path(path)
         self.fps = fps
         self.prefetch = prefetch
+        with _open(self.path) as first:
+            self.rotation = display_rotation(first)
         self._container = _open(self.path)
-        self.info = _info(self.path, self._container)
+        self.info = _info(self.path, self._container, self.rotation)
         self.frames_decoded = 0
         self.last_timestamp = 0.0
+        self.partial = ""
+
+    @property
+    def frames_expected(self) -> int:
+        """The frame count the header promises (0 when it does not say)."""
+        return self.info.n_frames
 
     def _decode(self, out: queue.Queue, stop: threading.Event) -> None:
         try:
@@ -116,8 +166,16 @@ class FrameReader:
                     if t + 1e-6 < next_t:
                         continue  # not sampled: skip the costly conversion to an array
                     next_t += 1.0 / self.fps * max(1, int((t - next_t) * self.fps) + 1)
-                out.put(Frame(index, t, frame.to_ndarray(format="bgr24")))
+                image = upright(frame.to_ndarray(format="bgr24"), self.rotation)
+                out.put(Frame(index, t, image))
             out.put(self._END)
+        except av.error.FFmpegError as exc:
+            if self.frames_decoded:  # what decoded before the damage is kept
+                self.partial = (f"decoding failed after frame {self.frames_decoded} "
+                                f"(FFmpeg: {exc.strerror or exc})")
+                out.put(self._END)
+            else:
+                out.put(exc)
         except Exception as exc:  # noqa: BLE001 -- handed to the consumer, raised there
             out.put(exc)
 
@@ -130,8 +188,8 @@ class FrameReader:
             while (item := frames.get()) is not self._END:
                 if isinstance(item, Exception):
                     if isinstance(item, av.error.FFmpegError):
-                        raise InputError(self.path, f"decoding failed at frame "
-                                         f"{self.frames_decoded} ({item})") from None
+                        raise InputError(self.path, f"no frame could be decoded "
+                                         f"(FFmpeg: {item.strerror or item})") from None
                     raise item
                 yield item
         finally:
@@ -147,17 +205,16 @@ class FrameReader:
     def _check_complete(self) -> None:
         if self.frames_decoded == 0:
             raise InputError(self.path, "no frame could be decoded")
+        if self.partial:
+            return
         # Header frame counts are not exact (edit lists, dropped frames), so judge by time: a
         # stream whose last frame comes well before the header's duration was cut short.
         info = self.info
         period = 1.0 / info.fps if info.fps else 0.1
         tolerance = max(3 * period, 0.02 * info.duration)
         if info.duration and self.last_timestamp < info.duration - tolerance:
-            raise InputError(
-                self.path,
-                f"truncated: decoded {self.frames_decoded} of about {info.n_frames} frames "
-                f"(stream ends at {self.last_timestamp:.1f} s of {info.duration:.1f} s)",
-            )
+            self.partial = (f"the stream ends at {self.last_timestamp:.1f} s of "
+                            f"{info.duration:.1f} s")
 
 
 def read_frames(path: str | Path, fps: float | None = None) -> FrameReader:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from emotrace.outputs.annotate import VideoWriter, draw
@@ -12,19 +13,32 @@ from emotrace.pipeline import Analyzer
 from emotrace.results import VideoAnalysis
 
 
+@dataclass(frozen=True)
+class VideoSummary:
+    """What `analyze_video_to_dir` did: a one-line summary, and `partial` (why the video gave
+    fewer frames than its header promised; "" when it gave them all)."""
+
+    line: str
+    partial: str = ""
+
+
 def analyze_video_to_dir(
     analyzer: Analyzer, path: Path, outdir: Path, stem: str | None = None,
     fps: float | None = None, annotate: bool = False, plot: bool = False, progress: bool = True,
     smooth: str = "none", smooth_param: float | None = None,
-) -> str:
+) -> VideoSummary:
     """Analyse `path` and write `<stem>.faces.csv/.parquet`, `<stem>.tracks.csv` (+ PNG, MP4).
 
-    Nothing is written under a final name unless the whole video was analysed and every output
+    Nothing is written under a final name unless the analysis ran to its end and every output
     was written: on any failure (of the analysis or of an output) the annotated video's
-    temporary file is removed and the outputs this call already wrote are removed again.
-    Returns a one-line summary. `smooth` (see `emotrace.smooth`) smooths each track's
-    probabilities and labels in the tables and plot (the raw label stays in `emotion_raw`);
-    the annotated video, drawn while streaming, shows the raw labels.
+    temporary file is removed and the outputs this call already wrote are removed again. A
+    video that ends early or breaks part way is analysed as far as it decodes and its outputs
+    are written, marked partial: the Parquet table's metadata (`DataFrame.attrs`: `partial`,
+    `partial_reason`, `frames_decoded`, `frames_expected`) and the track summary's columns
+    `partial`, `frames_decoded`, `frames_expected` say so (for every video, whole or not).
+    `smooth` (see `emotrace.smooth`) smooths each track's probabilities and labels in the
+    tables and plot (the raw label stays in `emotion_raw`); the annotated video, drawn while
+    streaming, shows the raw labels.
     """
     stem = stem or path.stem
     writer = None
@@ -52,9 +66,10 @@ def analyze_video_to_dir(
             output.unlink(missing_ok=True)
         raise
     speed = len(result.frames) / result.elapsed if result.elapsed else 0.0
-    return (f"{path}: {len(result.frames)} frames analysed ({result.frames_decoded} decoded), "
-            f"{n_faces} face rows, {n_tracks} tracks, {speed:.1f} frames/s -> "
-            f"{outdir}/{{{', '.join(p.name for p in written)}}}")
+    return VideoSummary(
+        f"{path}: {len(result.frames)} frames analysed ({result.frames_decoded} decoded), "
+        f"{n_faces} face rows, {n_tracks} tracks, {speed:.1f} frames/s -> "
+        f"{outdir}/{{{', '.join(p.name for p in written)}}}", result.partial_problem())
 
 
 def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
@@ -67,9 +82,12 @@ def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
         from emotrace.smooth import smooth_table
 
         df = smooth_table(df, result.labels, smooth, smooth_param)
+    completeness = {"partial": bool(result.partial), "frames_decoded": result.frames_decoded,
+                    "frames_expected": result.frames_expected}
+    df.attrs.update(completeness, partial_reason=result.partial)  # kept in the Parquet file
     written.append(write_parquet(df, outdir / f"{stem}.faces.parquet"))
     written.append(write_csv(df, outdir / f"{stem}.faces.csv"))
-    tracks = track_summary(df, result.labels)
+    tracks = track_summary(df, result.labels).assign(**completeness)
     written.append(write_csv(tracks, outdir / f"{stem}.tracks.csv"))
     if plot_title is not None:
         written.append(plot_timeline(df, result.labels, outdir / f"{stem}.timeline.png",

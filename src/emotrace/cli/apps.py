@@ -9,6 +9,7 @@ import typer
 
 from emotrace.cli.errors import fail
 from emotrace.cli.options import (
+    ANY_PORT,
     AT_LEAST_ONE,
     NON_NEGATIVE,
     OUTPUT_FILE,
@@ -23,7 +24,7 @@ def serve_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: all).")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (0: any free one; the start line says)."),
-                    PORT] = 8000,
+                    ANY_PORT] = 8000,
     api_key: Annotated[str | None, typer.Option(
         envvar="EMOTRACE_API_KEY",
         help="Require this key in the X-API-Key header (or set EMOTRACE_API_KEY).")] = None,

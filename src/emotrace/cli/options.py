@@ -55,7 +55,8 @@ POSITIVE = Bounds(gt=0)
 NON_NEGATIVE = Bounds(ge=0)
 AT_LEAST_ONE = Bounds(ge=1)
 SCORE = Bounds(gt=0, lt=1)
-PORT = Bounds(ge=0, le=65535)  # 0: any free port (serve says which)
+PORT = Bounds(ge=1, le=65535)
+ANY_PORT = Bounds(ge=0, le=65535)  # 0: any free port (`serve` prints which)
 
 
 @dataclass(frozen=True)

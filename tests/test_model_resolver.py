@@ -129,7 +129,7 @@ def test_embedding_head_file_opens_each_file_once(tmp_path, faces, counted_sessi
     assert dict(meta_reads) == {str(head): 1}  # a registered backbone has its card: no read
     assert embedder.backbone_name == "emotrace-ferplus8" and embedder.clip is None
     got = embedder(faces)
-    features = ExpressionClassifier(embeddings=True)(faces).embeddings
+    features = ExpressionClassifier("emotrace-ferplus8", embeddings=True)(faces).embeddings
     assert features is not None
     want = features @ weight
     np.testing.assert_allclose(got, want / np.linalg.norm(want, axis=1, keepdims=True), atol=1e-5)
@@ -191,7 +191,7 @@ def test_list_models_present_filter(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTRACE_MODEL_DIR", str(tmp_path / "empty"))
     monkeypatch.setenv("EMOTRACE_CACHE", str(tmp_path / "cache"))
     bundled = {c.name for c in models.list_models() if c.bundled}
-    assert bundled == {"emotrace-ferplus8", "emotrace-fer2013"}
+    assert bundled == {"emotrace-ferplus8", "emotrace-ferplus8-distill", "emotrace-fer2013"}
     assert {c.name for c in models.list_models(present=True)} == bundled
     assert {c.name for c in models.list_models(present=False)} == set(models.REGISTRY) - bundled
     assert models.list_models(task="expression", present=True)[0].task == "expression"

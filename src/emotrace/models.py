@@ -110,7 +110,7 @@ CARDS_DIR = Path(__file__).resolve().parent / "cards"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REGISTRY: dict[str, ModelCard] = {}
 DEFAULT_DETECTOR = "yunet"
-DEFAULT_CLASSIFIER = "emotrace-ferplus8"
+DEFAULT_CLASSIFIER = "emotrace-ferplus8-distill"
 
 
 def _check_card(card: ModelCard) -> None:

@@ -13,6 +13,8 @@ pytest.importorskip("fastapi")
 from apiserver import Server, wait_job  # noqa: E402
 from test_uploads import _png_header  # noqa: E402
 
+from emotrace import models  # noqa: E402
+
 pytestmark = pytest.mark.slow  # every test talks to a real server
 
 KEY = "test-key"
@@ -96,7 +98,8 @@ def test_api_key_is_required(server):
     r = httpx.get(f"{server}/v1/models", headers=HEADERS, timeout=10)
     assert r.status_code == 200
     names = {m["name"]: m for m in r.json()["models"]}
-    assert names["emotrace-ferplus8"]["present"] and r.json()["serving"] == "emotrace-ferplus8"
+    assert names[models.DEFAULT_CLASSIFIER]["present"] and r.json()["serving"] == \
+        models.DEFAULT_CLASSIFIER
     assert httpx.get(f"{server}/docs", timeout=10).status_code == 200  # docs stay open
 
 

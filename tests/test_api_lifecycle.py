@@ -112,9 +112,9 @@ def test_a_start_that_fails_leaves_no_folder(models_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["--video-workers", "0"], "--video-workers must be a positive number (got 0)"),
-    (["--max-video-mb", "inf"], "--max-video-mb must be a positive number (got inf)"),
-    (["--max-queued-jobs", "-1"], "--max-queued-jobs must be a positive number (got -1)"),
+    (["--video-workers", "0"], "--video-workers: must be >= 1, got 0"),
+    (["--max-video-mb", "inf"], "--max-video-mb: must be > 0, got inf"),
+    (["--max-queued-jobs", "-1"], "--max-queued-jobs: must be >= 1, got -1"),
 ])
 def test_serve_options_are_checked_before_it_starts(args, problem, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "emotrace.cli", "serve", "--port", "0", *args],

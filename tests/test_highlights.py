@@ -44,9 +44,9 @@ def recordings(tmp_path_factory, styletalk_dir):  # make_reactions reads the cli
 
 
 @pytest.fixture(scope="module")
-def five(recordings, analyzer):
+def five(recordings, analyzer_ferplus8):
     return find_highlights([p for p, _ in recordings], [v.offset for _, v in recordings],
-                           analyzer, moment_settings=NO_PAD, progress=False)
+                           analyzer_ferplus8, moment_settings=NO_PAD, progress=False)
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -14,10 +14,11 @@ CLIPS = {"happyenglish_clip2.mp4": "happy", "furious_talk1_clip2.mp4": "anger",
 
 
 @pytest.fixture(scope="module")
-def tables(analyzer, styletalk_dir):
+def tables(analyzer_ferplus8, styletalk_dir):
     out = {}
     for name in CLIPS:
-        result = analyzer.analyze_video(styletalk_dir / "style_clips" / name, progress=False)
+        result = analyzer_ferplus8.analyze_video(styletalk_dir / "style_clips" / name,
+                                                 progress=False)
         out[name] = (result.to_pandas(), result.labels)
     return out
 

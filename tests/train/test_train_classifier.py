@@ -133,7 +133,9 @@ def test_eval_cli_on_an_exported_model(tmp_path):
     result = CliRunner().invoke(app, ["eval", str(path), "--data", "ferplus-test", "--limit", "200",
                                       "-o", str(tmp_path / "ev")])
     assert result.exit_code == 0, result.output
-    report = json.loads((tmp_path / "ev" / "m_ferplus-test.json").read_text())
+    from emotrace.models import output_stem
+
+    report = json.loads((tmp_path / "ev" / f"{output_stem(path)}_ferplus-test.json").read_text())
     # The same 200 faces (`--limit` draws a fixed subset with seed 0) scored independently:
     # grey 48x48 resized to the model's 48 px, (x/255 - 0.5)/0.5, argmax of its `probs`.
     test = ferplus("test")

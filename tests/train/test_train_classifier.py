@@ -151,7 +151,7 @@ def test_eval_cli_on_an_exported_model(tmp_path):
     assert f"accuracy   {right / labelled.sum():.4f}" in result.output
     # Untrained at 48 px, but started from the RAF-DB weights: above chance (1/8).
     assert right / labelled.sum() > 0.2
-    assert (tmp_path / "ev" / "m_ferplus-test.confusion.png").exists()
+    assert (tmp_path / "ev" / f"{output_stem(path)}_ferplus-test.confusion.png").exists()
 
 
 @pytest.mark.needs_shared

@@ -239,6 +239,7 @@ def _job_routes(app: FastAPI, service: Service) -> None:
         if fmt not in ("csv", "parquet"):
             raise HTTPException(404, f"no format {fmt!r}; use csv or parquet")
         job = get_job(job_id, done=True)
+        assert job.results is not None  # a done job has its results folder
         path = job.results / f"faces.{fmt}"
         if not path.is_file():
             raise HTTPException(404, f"the results of job {job_id} were removed")

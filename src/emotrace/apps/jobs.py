@@ -183,6 +183,7 @@ class Jobs:
         """Rows `offset` to `offset + limit` of a done job's table (only their row groups read)."""
         import pyarrow.parquet as pq
 
+        assert job.results is not None  # a done job has its results folder
         file = pq.ParquetFile(job.results / "faces.parquet")
         groups, first, start = [], None, 0
         for i in range(file.metadata.num_row_groups):
@@ -191,13 +192,14 @@ class Jobs:
                 groups.append(i)
                 first = start if first is None else first
             start += n
-        if not groups:
+        if not groups or first is None:
             return []
         rows = file.read_row_groups(groups).slice(offset - first, limit).to_pandas()
         return json.loads(rows.to_json(orient="records"))
 
     @staticmethod
     def tracks(job: Job) -> list[dict]:
+        assert job.results is not None  # a done job has its results folder
         return json.loads((job.results / "tracks.json").read_text())
 
     # --- forgetting ----------------------------------------------------------------------------
@@ -208,7 +210,7 @@ class Jobs:
         now = time.time()
         with self.lock:
             finished = [j for j in self.jobs.values() if j.finished is not None]
-            old = [j for j in finished if now - j.finished > self.keep_s]
+            old = [j for j in finished if now - (j.finished or now) > self.keep_s]
             old += [j for j in finished[:max(0, len(finished) - self.max_kept)] if j not in old]
             for job in old:
                 del self.jobs[job.id]

@@ -37,14 +37,14 @@ def describe(app: FastAPI, urls: list[str], api_key: bool) -> str:
 def serve(app: FastAPI, host: str, port: int, api_key: bool,
           echo: Callable[[str], None] | None = None) -> None:
     """Serve `app` until SIGTERM or SIGINT; `echo` (default: stderr) gets the start line."""
-    echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    say = echo if echo is not None else (lambda line: print(line, file=sys.stderr, flush=True))
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
             await super().startup(sockets)
             if self.started:
                 urls = [_url(s.getsockname()) for srv in self.servers for s in srv.sockets]
-                echo(describe(app, urls, api_key))
+                say(describe(app, urls, api_key))
 
     config = uvicorn.Config(app, host=host, port=port, log_level="warning")
     try:

@@ -48,13 +48,13 @@ def photo_set(root: str | Path, name: str | None = None) -> PhotoSet:
     """The photos of a folder with index.csv (file, label[, not_a_face]) or class folders."""
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"{root}: not a folder of photos")
+        raise InputError(root, "not a folder of photos")
     index = root / "index.csv"
     if index.is_file():
         table = pd.read_csv(index)
         missing = {"file", "label"} - set(table.columns)
         if missing:
-            raise InputError(f"{index}: needs the columns file and label (missing "
+            raise InputError(index, "needs the columns file and label (missing "
                              f"{', '.join(sorted(missing))})")
         if "not_a_face" in table.columns:
             table = table[table["not_a_face"].fillna(0).astype(int) == 0]
@@ -68,8 +68,8 @@ def photo_set(root: str | Path, name: str | None = None) -> PhotoSet:
                     files.append(path)
                     labels.append(canonical(folder.name))
     if not files:
-        raise InputError(f"{root}: no labelled photos (an index.csv with file,label or "
-                         "class folders such as happy/, sad/)")
+        raise InputError(root, "no labelled photos (an index.csv with file,label or class "
+                         "folders such as happy/, sad/)")
     return PhotoSet(name or root.name, tuple(files), tuple(labels))
 
 

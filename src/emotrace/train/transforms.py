@@ -59,8 +59,9 @@ def jpeg(faces: np.ndarray | torch.Tensor, p: float, quality: tuple[int, int] = 
     for i in np.flatnonzero(np.random.random(len(array)) < p):
         q = int(np.random.randint(quality[0], quality[1] + 1))
         ok, buf = cv2.imencode(".jpg", array[i], [cv2.IMWRITE_JPEG_QUALITY, q])
-        if ok:
-            out[i] = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED).reshape(array[i].shape)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+        if decoded is not None:
+            out[i] = decoded.reshape(array[i].shape)
     return torch.from_numpy(out).to(device) if device is not None else out
 
 

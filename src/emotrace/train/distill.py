@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from emotrace.evaluation.classifier import face_batches
 from emotrace.evaluation.datasets import FaceSet
 from emotrace.faces.align import crop_boxes
 from emotrace.faces.classify import ExpressionClassifier
@@ -60,14 +61,11 @@ class Teachers:
         """(N, K) on already cropped faces (N, H, W) grey or (N, H, W, 3) RGB, each resized
         to the teacher's input."""
         out = []
+        crops = FaceSet(faces, np.full(len(faces), -1, np.int64), self.labels)
         for m in self.models:
-            parts = []
-            for start in tqdm(range(0, len(faces), batch_size), desc=f"teacher {m.card.name}",
-                              unit="batch", disable=not progress):
-                chunk = faces[start : start + batch_size]
-                bgr = np.stack([cv2.resize(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) if f.ndim == 2
-                                           else f[..., ::-1], (m.size, m.size)) for f in chunk])
-                parts.append(m(bgr, batch_size).probs)
+            parts = [m(bgr, batch_size).probs for bgr in tqdm(
+                face_batches(crops, m.size, batch_size), desc=f"teacher {m.card.name}",
+                total=-(-len(faces) // batch_size), unit="batch", disable=not progress)]
             out.append(np.concatenate(parts))
         return self._mean(out)
 

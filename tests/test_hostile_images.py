@@ -123,6 +123,7 @@ def test_a_65535_square_png_is_one_line_and_the_others_get_results(photos, tmp_p
 
 
 # -- 8. every image failing, and the submission's unlabelled rows --------------------------
+@pytest.mark.needs_shared  # the images command loads YuNet from ../shared/models
 def test_images_that_all_fail_leave_the_previous_output_alone(tmp_path):
     folder = tmp_path / "bad"
     folder.mkdir()

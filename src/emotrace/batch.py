@@ -26,10 +26,14 @@ themselves, and only the small per-task records travel back to the driver.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
 import multiprocessing as mp
 import os
+import signal
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -42,7 +46,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emotrace import models
-from emotrace.errors import InputError
+from emotrace.errors import InputError, Interrupted
 from emotrace.outputs.files import write_csv, write_parquet
 
 ENGINES = ("local", "ray")
@@ -121,6 +125,10 @@ def _analyzer(model: str, threads: int):
     return _ANALYZERS[key]
 
 
+class _OutputFailed(OSError):
+    """A recording's Parquet file could not be written (a full disk, a file size limit)."""
+
+
 def run_job(job: Job) -> dict:
     """Analyse one recording and write its Parquet file; never raises for bad input."""
     started = time.perf_counter()
@@ -133,7 +141,10 @@ def run_job(job: Job) -> dict:
         df.attrs.update(partial=bool(analysis.partial), partial_reason=analysis.partial,
                         frames_decoded=analysis.frames_decoded,
                         frames_expected=analysis.frames_expected)
-        write_parquet(df, job.output)
+        try:
+            write_parquet(df, job.output)
+        except OSError as exc:
+            raise _OutputFailed(exc.errno, exc.strerror) from exc
         record.update(status="partial" if analysis.partial else "done",
                       reason=analysis.partial_problem(), frames=len(analysis.frames),
                       faces=int((df["face"] >= 0).sum()), seconds=analysis.info.duration,
@@ -141,6 +152,9 @@ def run_job(job: Job) -> dict:
                       frames_expected=analysis.frames_expected)
     except InputError as exc:
         record.update(status="failed", reason=exc.problem)
+    except _OutputFailed as exc:  # not the recording's fault: run_batch stops the batch
+        record.update(status="failed", reason=f"cannot write its output: {exc.strerror}",
+                      write_error=(exc.errno, exc.strerror))
     except Exception as exc:  # noqa: BLE001 -- one recording's failure must not end the batch
         record.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
     record["elapsed"] = round(time.perf_counter() - started, 3)
@@ -156,8 +170,10 @@ def _run_local(jobs: list[Job], workers: int) -> Iterator[dict]:
         return
     # spawn, not fork: a forked child would inherit the parent's threads (progress bar,
     # ONNX Runtime pools) in whatever state they were
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        futures: dict[Future, Job] = {pool.submit(run_job, job): job for job in jobs}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_start_worker, initargs=(os.getpid(),))
+    try:
+        futures: dict[Future, Job] = {pool.submit(_pool_task, job): job for job in jobs}
         while futures:
             done, _ = wait(futures, return_when=FIRST_COMPLETED)
             for future in done:
@@ -166,6 +182,52 @@ def _run_local(jobs: list[Job], workers: int) -> Iterator[dict]:
                     yield future.result()
                 except Exception as exc:  # noqa: BLE001 -- a worker died (e.g. out of memory)
                     yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
+    except BaseException:
+        # Interrupted, or the run stopped (an output that cannot be written): end the running
+        # tasks now instead of waiting for them; each removes its temporary file and exits.
+        for process in list(pool._processes.values()):  # no public way before Python 3.14
+            process.terminate()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_IN_TASK = False  # in a pool worker: whether a task is running (see _on_worker_signal)
+
+
+def _start_worker(parent: int) -> None:
+    """A pool worker's set-up. SIGTERM and SIGINT end the worker, its task's clean-up first;
+    on Linux the worker gets SIGTERM when the batch process dies, even by SIGKILL (an orphan
+    would go on with the tasks already queued, then wait for ever)."""
+    signal.signal(signal.SIGTERM, _on_worker_signal)
+    signal.signal(signal.SIGINT, _on_worker_signal)
+    # tqdm's default lock is a multiprocessing one, a named semaphore that a worker ended by
+    # os._exit leaves to the resource tracker, which then warns on stderr; workers show no bars
+    tqdm.set_lock(threading.RLock())
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: orphans finish their tasks
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that
+        os._exit(128 + signal.SIGTERM)
+
+
+def _on_worker_signal(signum: int, frame: object) -> None:
+    if not _IN_TASK:
+        os._exit(128 + signum)  # idle: nothing to clean up
+    for each in (signal.SIGTERM, signal.SIGINT):  # the pool may send more: one clean-up
+        signal.signal(each, signal.SIG_IGN)
+    raise Interrupted(signum)  # the task's `finally`s run, then _pool_task exits
+
+
+def _pool_task(job: Job) -> dict:
+    """`run_job` in a pool worker, which ends at once when it is told to stop."""
+    global _IN_TASK
+    _IN_TASK = True
+    try:
+        return run_job(job)
+    except KeyboardInterrupt as exc:
+        os._exit(128 + getattr(exc, "signum", signal.SIGINT))
+    finally:
+        _IN_TASK = False
 
 
 def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Iterator[dict]:
@@ -317,11 +379,15 @@ def run_batch(
                 partial += record["status"] == "partial"
                 failed += record["status"] == "failed"
                 save()
+                if "write_error" in record:  # a full disk: every task after it would fail too
+                    errno, problem = record["write_error"]
+                    raise OSError(errno, problem, record["output"])
                 bar.update(1)
                 bar.set_postfix(done=done, failed=failed)
                 if on_record is not None:
                     on_record(record)
         finally:
+            runner.close()  # on an exception, the engine stops its running tasks now
             bar.close()
     save()
     return BatchSummary(len(jobs), len(jobs) - len(todo), done, failed,

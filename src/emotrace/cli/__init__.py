@@ -14,6 +14,7 @@ import typer
 
 from emotrace.cli import analyse, apps, batch, evaluate, fragments, highlights, models, train
 from emotrace.cli.errors import error_policy
+from emotrace.errors import raise_on_sigterm
 
 app = typer.Typer(
     add_completion=False,
@@ -62,6 +63,7 @@ app.add_typer(train_app, name="train")
 
 def main() -> None:
     """The `emotrace` entry point."""
+    raise_on_sigterm()  # so that a SIGTERM cleans up on its way out, as Ctrl-C does
     app()
 
 

@@ -5,6 +5,9 @@
   command (a `RuntimeError`: a missing extra, no window support) -> `error: <message>`, exit 2;
 - a failure writing an output (`OSError`) -> `error: <path>: <problem>`, exit 1;
 - a problem a command states itself -> `fail(message, code)`;
+- Ctrl-C or SIGTERM (`main` makes SIGTERM raise, see `emotrace.errors.raise_on_sigterm`) ->
+  the clean-up on the way out runs (temporary files removed), then `interrupted by SIGTERM:
+  ...`, exit 128 + the signal's number (130 for SIGINT, 143 for SIGTERM);
 - an option outside what it declares (`Bounds`, `Output` in its Annotated type, see
   cli/options.py) -> `error: --option: problem`, exit 2, before the command starts;
 - per-file failures (`Failures`): one line each, the other files go on, exit 1 at the end;
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import signal
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +36,7 @@ F = TypeVar("F", bound=Callable[..., object])
 
 SETTING_EXIT = 2  # the command could not start: a bad model, option or setting
 FAILED_EXIT = 1  # it ran, but some file failed or an output could not be written
+INTERRUPTED_EXIT = 128  # plus the signal's number, as a shell reports a process it ended
 
 
 class CommandError(Exception):
@@ -113,6 +118,11 @@ def error_policy(command: F) -> F:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise  # typer's own ways out (RuntimeErrors too): exit as they say
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Interrupted`)
+            signum = getattr(exc, "signum", signal.SIGINT)
+            typer.echo(f"interrupted by {signal.Signals(signum).name}: finished outputs are "
+                       "kept, unfinished ones removed", err=True)
+            raise typer.Exit(INTERRUPTED_EXIT + signum) from None
         except CommandError as exc:
             message, code = str(exc), exc.code
         except (EmotraceError, ValueError, RuntimeError) as exc:

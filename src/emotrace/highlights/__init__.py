@@ -30,7 +30,7 @@ from emotrace.highlights.moments import (
     pick_moments,
 )
 from emotrace.highlights.reactions import ReactionSettings, ViewerSignals, viewer_signals
-from emotrace.outputs.files import write_csv, write_json
+from emotrace.outputs.files import FileSet, write_csv, write_json
 from emotrace.pipeline import Analyzer
 
 
@@ -146,7 +146,8 @@ def snap_moments(moments: list[Moment], content: str | Path) -> list[Moment]:
 def write_highlights(result: HighlightsResult, outdir: str | Path,
                      content: str | Path | None = None, thumbnails: bool = True) -> list[Path]:
     """moments.csv/.json, signals.csv, aggregate.csv, report.html and (with content)
-    trailer.mp4 in `outdir`; every file written atomically. Returns the paths written.
+    trailer.mp4 in `outdir`, renamed into place together once every one is written (a
+    failure or an interruption leaves an earlier run's files as they were). Returns the paths.
 
     With content, the files hold the moments snapped to its frame grid (`snap_moments`);
     `result` itself is left as it is, so it can be written again (elsewhere, or with other
@@ -158,7 +159,6 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
     outdir = Path(outdir)
     if content is not None and result.moments:
         result = replace(result, moments=snap_moments(result.moments, content))
-    written = [write_csv(result.moments_table(), outdir / "moments.csv")]
     doc = {
         "moments": [m.to_dict() for m in result.moments],
         "viewers": [{"name": v.name, "path": v.path, "offset": v.offset,
@@ -169,17 +169,18 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
         "partial": [{"path": p, "problem": e} for p, e in result.partial],
         "settings": result.settings,
     }
-    trailer_segments = None
-    if content is not None and result.moments:
-        trailer_segments = cut_trailer(content, [(m.start, m.end) for m in result.moments],
-                                       outdir / "trailer.mp4")
-        doc["trailer"] = {"path": "trailer.mp4",
-                          "segments": [{"start": a, "end": b} for a, b in trailer_segments],
-                          "duration": sum(b - a for a, b in trailer_segments)}
-        written.append(outdir / "trailer.mp4")
-    written.append(write_json(doc, outdir / "moments.json"))
-    written.append(write_csv(result.signals_table(), outdir / "signals.csv"))
-    written.append(write_csv(result.aggregate.reset_index(), outdir / "aggregate.csv"))
-    written.append(write_report(result, outdir / "report.html", content, thumbnails,
-                                trailer_segments))
-    return written
+    with FileSet() as files:
+        write_csv(result.moments_table(), outdir / "moments.csv", put=files.write)
+        trailer_segments = None
+        if content is not None and result.moments:
+            trailer_segments = cut_trailer(content, [(m.start, m.end) for m in result.moments],
+                                           outdir / "trailer.mp4", put=files.write)
+            doc["trailer"] = {"path": "trailer.mp4",
+                              "segments": [{"start": a, "end": b} for a, b in trailer_segments],
+                              "duration": sum(b - a for a, b in trailer_segments)}
+        write_json(doc, outdir / "moments.json", put=files.write)
+        write_csv(result.signals_table(), outdir / "signals.csv", put=files.write)
+        write_csv(result.aggregate.reset_index(), outdir / "aggregate.csv", put=files.write)
+        write_report(result, outdir / "report.html", content, thumbnails, trailer_segments,
+                     put=files.write)
+    return files.landed

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from emotrace.errors import InputError
-from emotrace.outputs.files import atomic_write
+from emotrace.outputs.files import Put, atomic_write
 from emotrace.outputs.plots import _rgb, new_figure
 
 MAX_VIEWER_PANELS = 12
@@ -132,7 +132,7 @@ border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}.fail{color:#b0
 
 
 def write_report(result, path: str | Path, content=None, thumbnails: bool = True,
-                 trailer_segments=None) -> Path:
+                 trailer_segments=None, put: Put = atomic_write) -> Path:
     e = html.escape
     head = ("<!doctype html><html><head><meta charset='utf-8'><title>emotrace highlights"
             f"</title><style>{CSS}</style></head><body><h1>Viewer reactions: highlights</h1>")
@@ -187,4 +187,4 @@ def write_report(result, path: str | Path, content=None, thumbnails: bool = True
     def write(p: Path) -> None:
         p.write_text(text, encoding="utf-8")
 
-    return atomic_write(path, write)
+    return put(path, write)

@@ -17,7 +17,7 @@ import numpy as np
 
 from emotrace.errors import InputError
 from emotrace.media.decode import probe
-from emotrace.outputs.files import atomic_write
+from emotrace.outputs.files import Put, atomic_write
 
 
 def ffmpeg_exe() -> str:
@@ -39,7 +39,7 @@ def snap_segments(segments: list[tuple[float, float]], fps: float, duration: flo
 
 
 def cut_trailer(content: str | Path, segments: list[tuple[float, float]], output: str | Path,
-                crf: int = 20) -> list[tuple[float, float]]:
+                crf: int = 20, put: Put = atomic_write) -> list[tuple[float, float]]:
     """Write the `segments` (episode seconds) of `content` to `output`, in episode order.
 
     Returns the segments as cut (snapped to frames). Raises `InputError` naming the file if
@@ -72,7 +72,7 @@ def cut_trailer(content: str | Path, segments: list[tuple[float, float]], output
         if done.returncode != 0:
             raise InputError(content, f"cutting the trailer failed: {done.stderr.strip()[-400:]}")
 
-    atomic_write(output, run)
+    put(output, run)
     return snapped
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import av
 import cv2
 import numpy as np
 
+from emotrace.outputs.files import naming
 from emotrace.outputs.plots import COLORS_BGR
 from emotrace.results import FrameAnalysis
 
@@ -43,8 +45,9 @@ def draw(image: np.ndarray, analysis: FrameAnalysis, show_bars: bool = True) -> 
 class VideoWriter:
     """Write BGR frames to an H.264 MP4 with PyAV, each at its own timestamp.
 
-    Frames go to a temporary file renamed into place by `close()`; `abort()` removes it, so a
-    failed run leaves no video that looks whole.
+    Frames go to a temporary file renamed into place by `close()` (or left for a `FileSet` by
+    `finish()`); `abort()` removes it, so a failed run leaves no video that looks whole. An
+    OSError (a full disk) names the video, not the temporary file.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float = 30.0,
@@ -67,23 +70,43 @@ class VideoWriter:
         pts = max(round(timestamp * 90000), self._last_pts + 1)
         frame.pts, frame.time_base = pts, Fraction(1, 90000)
         self._last_pts = pts
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except OSError as exc:  # a full disk: say which video, not its temporary name
+            raise naming(self.path, exc) from exc
 
     def close(self) -> Path:
         """Flush the encoder and move the video into place; on failure nothing is left."""
+        tmp = self.finish()
+        try:
+            tmp.replace(self.path)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise naming(self.path, exc) from exc
+            raise
+        return self.path
+
+    def finish(self) -> Path:
+        """Flush the encoder and close the file, leaving it under its temporary name (which
+        this returns), for a `FileSet` to move into place with other outputs; on failure
+        nothing is left."""
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-            self._tmp.replace(self.path)
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            if isinstance(exc, OSError):
+                raise naming(self.path, exc) from exc
             raise
-        return self.path
+        return self._tmp
 
     def abort(self) -> None:
+        """Remove the temporary file (a failed close of a broken file is no news)."""
         try:
-            self._container.close()
+            with contextlib.suppress(Exception):
+                self._container.close()
         finally:
             self._tmp.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from emotrace.outputs.files import atomic_write
+from emotrace.outputs.files import Put, atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,7 +41,7 @@ def new_figure(**kwargs: Any) -> Figure:
 
 def plot_timeline(
     df: pd.DataFrame, labels: tuple[str, ...], path: str | Path, title: str = "",
-    max_tracks: int = 4,
+    max_tracks: int = 4, put: Put = atomic_write,
 ) -> Path:
     """Emotion probabilities over time, one panel per track (the longest `max_tracks`)."""
     faces = df[df["track_id"] >= 0]
@@ -63,5 +63,4 @@ def plot_timeline(
     if title:
         axes[0, 0].set_title(f"{title} — {axes[0, 0].get_title()}", fontsize=10)
     fig.tight_layout()
-    atomic_write(path, lambda p: fig.savefig(p, dpi=110, format="png", bbox_inches="tight"))
-    return Path(path)
+    return put(path, lambda p: fig.savefig(p, dpi=110, format="png", bbox_inches="tight"))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emotrace.outputs.annotate import VideoWriter, draw
-from emotrace.outputs.files import write_csv, write_parquet
+from emotrace.outputs.files import FileSet, write_csv, write_parquet
 from emotrace.outputs.plots import plot_timeline
 from emotrace.outputs.tables import track_summary
 from emotrace.pipeline import Analyzer
@@ -30,12 +30,14 @@ def analyze_video_to_dir(
     """Analyse `path` and write `<stem>.faces.csv/.parquet`, `<stem>.tracks.csv` (+ PNG, MP4).
 
     Nothing is written under a final name unless the analysis ran to its end and every output
-    was written: on any failure (of the analysis or of an output) the annotated video's
-    temporary file is removed and the outputs this call already wrote are removed again. A
-    video that ends early or breaks part way is analysed as far as it decodes and its outputs
-    are written, marked partial: the Parquet table's metadata (`DataFrame.attrs`: `partial`,
-    `partial_reason`, `frames_decoded`, `frames_expected`) and the track summary's columns
-    `partial`, `frames_decoded`, `frames_expected` say so (for every video, whole or not).
+    was written: the outputs go to temporary names and are renamed into place together at the
+    end (a `FileSet`), so on any failure (of the analysis, or of an output: a full disk) or an
+    interruption the temporary files are removed and an earlier run's outputs stay as they
+    were. A video that ends early or breaks part way is analysed as far as it decodes and its
+    outputs are written, marked partial: the Parquet table's metadata (`DataFrame.attrs`:
+    `partial`, `partial_reason`, `frames_decoded`, `frames_expected`) and the track summary's
+    columns `partial`, `frames_decoded`, `frames_expected` say so (for every video, whole or
+    not).
     `smooth` (see `emotrace.smooth`) smooths each track's probabilities and labels in the
     tables and plot (the raw label stays in `emotion_raw`); the annotated video, drawn while
     streaming, shows the raw labels.
@@ -52,18 +54,18 @@ def analyze_video_to_dir(
 
         def on_frame(frame, analysis) -> None:
             writer.write(draw(frame.image, analysis), frame.timestamp)
-    written: list[Path] = []
+    files = FileSet()
     try:
         result = analyzer.analyze_video(path, fps=fps, progress=progress, on_frame=on_frame)
         n_faces, n_tracks = _write_tables(result, outdir, stem, smooth, smooth_param,
-                                          path.name if plot else None, written)
+                                          path.name if plot else None, files)
         if writer is not None:
-            written.append(writer.close())
+            files.add(writer.finish(), writer.path)
+        written = files.commit()
     except BaseException:
         if writer is not None:
             writer.abort()
-        for output in written:
-            output.unlink(missing_ok=True)
+        files.discard()
         raise
     speed = len(result.frames) / result.elapsed if result.elapsed else 0.0
     return VideoSummary(
@@ -74,9 +76,9 @@ def analyze_video_to_dir(
 
 def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
                   smooth_param: float | None, plot_title: str | None,
-                  written: list[Path]) -> tuple[int, int]:
-    """Write the face table, the track summary and (given a `plot_title`) the timeline,
-    appending each path to `written` as it lands; (face rows, tracks)."""
+                  files: FileSet) -> tuple[int, int]:
+    """Write the face table, the track summary and (given a `plot_title`) the timeline into
+    `files`, to be renamed into place with the others; (face rows, tracks)."""
     df = result.to_pandas()
     if smooth != "none":
         from emotrace.smooth import smooth_table
@@ -85,11 +87,11 @@ def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
     completeness = {"partial": bool(result.partial), "frames_decoded": result.frames_decoded,
                     "frames_expected": result.frames_expected}
     df.attrs.update(completeness, partial_reason=result.partial)  # kept in the Parquet file
-    written.append(write_parquet(df, outdir / f"{stem}.faces.parquet"))
-    written.append(write_csv(df, outdir / f"{stem}.faces.csv"))
+    write_parquet(df, outdir / f"{stem}.faces.parquet", put=files.write)
+    write_csv(df, outdir / f"{stem}.faces.csv", put=files.write)
     tracks = track_summary(df, result.labels).assign(**completeness)
-    written.append(write_csv(tracks, outdir / f"{stem}.tracks.csv"))
+    write_csv(tracks, outdir / f"{stem}.tracks.csv", put=files.write)
     if plot_title is not None:
-        written.append(plot_timeline(df, result.labels, outdir / f"{stem}.timeline.png",
-                                     title=plot_title))
+        plot_timeline(df, result.labels, outdir / f"{stem}.timeline.png", title=plot_title,
+                      put=files.write)
     return int((df["face"] >= 0).sum()), int(tracks.shape[0])

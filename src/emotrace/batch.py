@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -48,7 +48,7 @@ from emotrace.outputs.files import write_csv, write_parquet
 ENGINES = ("local", "ray")
 MANIFEST_COLUMNS = ["key", "path", "status", "reason", "output", "frames", "faces", "seconds",
                     "elapsed", "size", "mtime_ns", "worker", "finished", "frames_decoded",
-                    "frames_expected"]
+                    "frames_expected", "fps", "model"]
 KEPT = ("done", "partial")  # statuses whose Parquet file holds the recording's result
 
 
@@ -125,7 +125,8 @@ def run_job(job: Job) -> dict:
     """Analyse one recording and write its Parquet file; never raises for bad input."""
     started = time.perf_counter()
     record = {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
-              "mtime_ns": job.mtime_ns, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+              "mtime_ns": job.mtime_ns, "worker": f"{socket.gethostname()}:{os.getpid()}",
+              "fps": job.fps, "model": job.model}
     try:
         analysis = _analyzer(job.model, job.threads).analyze_video(job.path, fps=job.fps,
                                                                    progress=False)
@@ -200,6 +201,7 @@ def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Itera
 def _failed(job: Job) -> dict:
     return {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
             "mtime_ns": job.mtime_ns, "status": "failed", "worker": "", "elapsed": 0.0,
+            "fps": job.fps, "model": job.model,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
@@ -209,17 +211,27 @@ def read_manifest(outdir: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
     # keys read as text ("001" stays "001"); an all-empty reason column is text too
-    df = pd.read_csv(path, dtype={"key": str, "path": str, "output": str, "reason": str})
+    df = pd.read_csv(path, dtype={"key": str, "path": str, "output": str, "reason": str,
+                                  "model": str})
     df["reason"] = df["reason"].fillna("")
     return df
 
 
 def is_done(job: Job, previous: dict[str, dict]) -> bool:
-    """Finished (whole or partial) in an earlier run, its file still there, and the input
-    unchanged (a partial recording that has since grown is analysed again)."""
+    """Finished (whole or partial) in an earlier run, its file still there, the input
+    unchanged (a partial recording that has since grown is analysed again) and analysed with
+    the same model and frame rate (a record without them, from an older version, is not)."""
     rec = previous.get(job.key)
     return bool(rec and rec["status"] in KEPT and Path(job.output).is_file()
-                and int(rec["size"]) == job.size and int(rec["mtime_ns"]) == job.mtime_ns)
+                and int(rec["size"]) == job.size and int(rec["mtime_ns"]) == job.mtime_ns
+                and rec.get("model") == job.model and _same_fps(rec.get("fps"), job.fps))
+
+
+def _same_fps(recorded: object, fps: float | None) -> bool:
+    """A manifest's fps cell (NaN or empty: every frame) against a job's."""
+    if recorded is None or (isinstance(recorded, float) and math.isnan(recorded)):
+        return fps is None
+    return fps is not None and math.isclose(float(recorded), fps)  # type: ignore[arg-type]
 
 
 def legacy_key(key: str) -> str:
@@ -285,16 +297,18 @@ def run_batch(
     models.load(model, kind="expression", threads=1)
     outdir = Path(outdir)
     paths = collect_inputs(inputs, VIDEO_SUFFIXES)
-    cores = os.cpu_count() or 1
-    n_workers = workers or (cores if engine == "local" else None)
-    threads = max(1, cores // (n_workers or cores)) if engine == "local" else 1
-    jobs = make_jobs(paths, outdir, fps, model, threads)
+    jobs = make_jobs(paths, outdir, fps, model, threads=1)
 
     manifest = read_manifest(outdir)
     previous = {str(r["key"]): r for r in manifest.to_dict("records")}
     previous = adopt_legacy_records(previous, jobs)
     todo = [j for j in jobs if not is_done(j, previous)
             and (retry_failed or previous.get(j.key, {}).get("status") != "failed")]
+    cores = os.cpu_count() or 1
+    n_workers = workers or (cores if engine == "local" else None)
+    if engine == "local":  # no more processes than recordings; the cores shared among them
+        n_workers = max(1, min(n_workers or 1, len(todo)))
+        todo = [replace(j, threads=max(1, cores // n_workers)) for j in todo]
     keys = {j.key for j in jobs}
     records = {k: r for k, r in previous.items() if k in keys}  # drop what is no longer asked
     manifest_path = outdir / "manifest.csv"

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from emotrace.highlights.inputs import FaceTable, table_of
 from emotrace.labels import canonical, va_points
 from emotrace.results import VideoAnalysis, table_tracks
 
@@ -91,38 +92,51 @@ class ViewerSignals:
     baseline: dict[str, tuple[float, float]]  # signal -> (median, scale)
     track_ids: tuple[int, ...]
     va_source: str  # "model" or "class-probability proxy"
+    groups: dict[str, str] = field(default_factory=dict)  # group column -> this viewer's value
 
     @property
     def seconds_present(self) -> float:
         return float((~self.table["missing"]).sum())
 
 
-def viewer_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The viewer's face in each frame: the most persistent track plus non-overlapping tracks
-    at the same place. Returns the face rows (a subset of `df`), sorted by time."""
+def persons(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """The people in a recording, most persistent first: each is a track plus the later or
+    earlier tracks at the same place that never overlap it in time (they left the frame or
+    the tracker lost them). Returns each person's face rows (a subset of `df`), by time."""
     tracks = dict(table_tracks(df))
     if not tracks:
-        return df[df["track_id"] >= 0]
+        return []
     span = {key: (rows["timestamp"].iloc[0], rows["timestamp"].iloc[-1])
             for key, rows in tracks.items()}
     place = {key: (float(((rows["x1"] + rows["x2"]) / 2).median()),
                    float(((rows["y1"] + rows["y2"]) / 2).median()),
                    float((rows["x2"] - rows["x1"]).median())) for key, rows in tracks.items()}
-    order = sorted(tracks, key=lambda key: -len(tracks[key]))  # stable: ties by track id
-    main = order[0]
-    chosen = [main]
-    for key in order[1:]:
-        near = np.hypot(place[key][0] - place[main][0],
-                        place[key][1] - place[main][1]) <= place[main][2]
-        overlaps = any(span[key][0] <= span[c][1] and span[c][0] <= span[key][1]
-                       for c in chosen)
-        if near and not overlaps:
-            chosen.append(key)
-    rows = pd.concat([tracks[key] for key in chosen])
-    # Two faces of chosen tracks in one frame cannot happen (no overlap in time), but keep
-    # the best-scoring one per frame to be safe.
-    best = rows.sort_values("det_score", ascending=False).drop_duplicates("frame")
-    return best.sort_values("timestamp")
+    people: list[list[tuple[str, int]]] = []
+    for key in sorted(tracks, key=lambda key: -len(tracks[key])):  # stable: ties by track id
+        for person in people:
+            anchor = place[person[0]]
+            near = np.hypot(place[key][0] - anchor[0], place[key][1] - anchor[1]) <= anchor[2]
+            overlaps = any(span[key][0] <= span[c][1] and span[c][0] <= span[key][1]
+                           for c in person)
+            if near and not overlaps:
+                person.append(key)
+                break
+        else:
+            people.append([key])
+    out = []
+    for person in people:
+        rows = pd.concat([tracks[key] for key in person])
+        # Two faces of one person's tracks in one frame cannot happen (no overlap in time),
+        # but keep the best-scoring one per frame to be safe.
+        best = rows.sort_values("det_score", ascending=False).drop_duplicates("frame")
+        out.append(best.sort_values("timestamp"))
+    return out
+
+
+def viewer_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The viewer's face in each frame: the most persistent person (`persons`)."""
+    people = persons(df)
+    return people[0] if people else df[df["track_id"] >= 0]
 
 
 def _robust_z(x: pd.Series, floor: float, cap: float) -> tuple[pd.Series, float, float]:
@@ -135,16 +149,18 @@ def _robust_z(x: pd.Series, floor: float, cap: float) -> tuple[pd.Series, float,
 
 
 def viewer_signals(
-    analysis: VideoAnalysis, offset: float = 0.0, name: str | None = None,
-    settings: ReactionSettings | None = None,
+    source: VideoAnalysis | FaceTable, offset: float = 0.0, name: str | None = None,
+    settings: ReactionSettings | None = None, rows: pd.DataFrame | None = None,
 ) -> ViewerSignals:
-    """Per-step signals of the viewer in one analysed reaction recording (see module doc)."""
+    """Per-step signals of the viewer in one reaction recording (see module doc), from its
+    analysis or its face table (the same signals either way); `rows`: the face rows of one
+    person of `persons` (default: the most persistent one)."""
     settings = settings or ReactionSettings()
-    labels = analysis.labels
-    df = analysis.to_pandas()
+    faces = source if isinstance(source, FaceTable) else table_of(source)
+    labels, df = faces.labels, faces.rows
     step = np.floor((df.groupby("frame")["timestamp"].first() + offset) / settings.bin_s)
     frames_per_step = step.value_counts().sort_index()
-    rows = viewer_rows(df).copy()
+    rows = (viewer_rows(df) if rows is None else rows).copy()
     rows["step"] = np.floor((rows["timestamp"] + offset) / settings.bin_s).astype(np.int64)
 
     emo = list(labels)
@@ -192,7 +208,7 @@ def viewer_signals(
     table["intensity"] = intensity.where(~table["missing"])
     table["reacting"] = table["intensity"] >= settings.react_threshold
     return ViewerSignals(
-        name=name or analysis.info.path, path=analysis.info.path, offset=offset,
+        name=name or faces.source, path=faces.source, offset=offset,
         bin_s=settings.bin_s, labels=labels, table=table, baseline=baseline,
         track_ids=tuple(int(t) for t in rows["track_id"].unique()), va_source=va_source,
     )

@@ -10,7 +10,7 @@ from emotrace.outputs.files import write_csv, write_parquet
 from emotrace.outputs.plots import plot_timeline
 from emotrace.outputs.tables import track_summary
 from emotrace.pipeline import Analyzer
-from emotrace.results import VideoAnalysis
+from emotrace.results import TABLE_META, VideoAnalysis
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,14 @@ def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
     """Write the face table, the track summary and (given a `plot_title`) the timeline,
     appending each path to `written` as it lands; (face rows, tracks)."""
     df = result.to_pandas()
+    meta = df.attrs[TABLE_META]
     if smooth != "none":
         from emotrace.smooth import smooth_table
 
         df = smooth_table(df, result.labels, smooth, smooth_param)
+    # the probabilities of a smoothed table are not the model's: say so with the table
+    meta["settings"]["smooth"] = None if smooth == "none" else [smooth, smooth_param]
+    df.attrs[TABLE_META] = meta
     completeness = {"partial": bool(result.partial), "frames_decoded": result.frames_decoded,
                     "frames_expected": result.frames_expected}
     df.attrs.update(completeness, partial_reason=result.partial)  # kept in the Parquet file

@@ -112,6 +112,19 @@ def test_viewers_csv_names_offsets_and_groups(from_videos, tmp_path):
     result = find_highlights(viewers, fps=5, model="emotrace-ferplus8", progress=False)
     assert [(v.name, v.offset, v.groups) for v in result.viewers] == [
         ("anna", 0.0, {"age": "18-34"}), ("ben", 1.5, {"age": "35-54"})]
+    from emotrace.cli import app
+
+    run = CliRunner().invoke(app, ["highlights", "--viewers", str(csv), "-o",
+                                   str(tmp_path / "out"), *MODEL])
+    assert run.exit_code == 0, run.output
+    doc = json.loads((tmp_path / "out" / "moments.json").read_text())
+    assert [v["name"] for v in doc["viewers"]] == ["anna", "ben"]
+    assert {(g["column"], g["value"]) for g in doc["groups"]} == {("age", "18-34"),
+                                                                   ("age", "35-54")}
+    # one viewer per group: shown, but never called different
+    assert doc["group_differences"] and not any(d["differ"] for d in doc["group_differences"])
+    curves = pd.read_csv(tmp_path / "out" / "groups.csv")
+    assert set(curves["value"]) == {"18-34", "35-54"} and curves["score"].notna().any()
 
 
 def test_viewers_csv_problems_are_one_line(tmp_path):

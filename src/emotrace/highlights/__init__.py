@@ -23,6 +23,13 @@ import pandas as pd
 
 from emotrace import models
 from emotrace.highlights.faces import BatchEngine, face_tables
+from emotrace.highlights.groups import (
+    GroupDifference,
+    GroupView,
+    compare_groups,
+    group_curves_table,
+    group_views,
+)
 from emotrace.highlights.inputs import (
     FaceTable,
     Viewer,
@@ -59,6 +66,8 @@ class HighlightsResult:
     settings: dict = field(default_factory=dict)
     partial: list[tuple[str, str]] = field(default_factory=list)  # (path, what is missing)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (table, settings that differ)
+    groups: list[GroupView] = field(default_factory=list)  # each group's viewers alone
+    differences: list[GroupDifference] = field(default_factory=list)  # per moment and column
 
     def moments_table(self) -> pd.DataFrame:
         return moments_table(self.moments)
@@ -147,6 +156,8 @@ def find_highlights(
         agg = agg[agg["time"] < duration]
     result.aggregate = agg
     result.moments = pick_moments(agg, result.viewers, moment_settings, duration)
+    result.groups = group_views(result.viewers, moment_settings, duration)
+    result.differences = compare_groups(result.moments, result.viewers)
     return result
 
 
@@ -219,6 +230,9 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
         "failures": [{"path": p, "problem": e} for p, e in result.failures],
         "partial": [{"path": p, "problem": e} for p, e in result.partial],
         "settings_differ": [{"path": p, "problem": e} for p, e in result.notes],
+        "groups": [{"column": g.column, "value": g.value, "viewers": list(g.viewers),
+                    "moments": [m.to_dict() for m in g.moments]} for g in result.groups],
+        "group_differences": [d.to_dict() for d in result.differences],
         "settings": result.settings,
     }
     trailer_segments = None
@@ -232,6 +246,8 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
     written.append(write_json(doc, outdir / "moments.json"))
     written.append(write_csv(result.signals_table(), outdir / "signals.csv"))
     written.append(write_csv(result.aggregate.reset_index(), outdir / "aggregate.csv"))
+    if result.groups:
+        written.append(write_csv(group_curves_table(result.groups), outdir / "groups.csv"))
     written.append(write_report(result, outdir / "report.html", content, thumbnails,
                                 trailer_segments))
     return written

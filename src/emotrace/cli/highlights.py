@@ -50,6 +50,9 @@ def highlights_cmd(
     all_faces: Annotated[bool, typer.Option(
         help="Every persistent face in a recording is a viewer (a group watching "
              "together).")] = False,
+    min_quality: Annotated[str | None, typer.Option(
+        help="Leave out recordings graded below this: poor, fair or good (every viewer's "
+             "grade and its reasons are in moments.json and the report).")] = None,
     model: ModelOpt = DEFAULT_CLASSIFIER,
     quiet: QuietOpt = False,
 ) -> None:
@@ -66,8 +69,11 @@ def highlights_cmd(
     )
     from emotrace.highlights.inputs import viewers_from_paths
     from emotrace.highlights.moments import MomentSettings
+    from emotrace.highlights.quality import GRADES
     from emotrace.media.decode import probe
 
+    if min_quality is not None and min_quality not in GRADES:
+        fail(f"--min-quality: must be one of {', '.join(GRADES)}, got {min_quality!r}")
     if bool(reactions) == (viewers is not None):
         fail("give the recordings (or their tables), or --viewers CSV, not both" if reactions
              else "no recording given: name the recordings or give --viewers CSV")
@@ -79,7 +85,7 @@ def highlights_cmd(
     batch = BatchEngine(outdir, engine, workers, ray_address)
     result = find_highlights(people, offset_values, fps=fps, moment_settings=settings,
                              duration=duration, progress=not quiet, engine=batch, model=model,
-                             all_faces=all_faces)
+                             all_faces=all_faces, min_quality=min_quality)
     failures = Failures()
     for path, problem in result.failures:
         failures.add(f"{path}: {problem}")
@@ -87,6 +93,12 @@ def highlights_cmd(
         failures.partial(path, problem)
     for path, problem in result.notes:
         typer.echo(f"note: {path}: settings differ: {problem}", err=True)
+    for v in result.viewers:
+        if v.quality and v.quality.grade != "good":
+            typer.echo(f"quality: {v.name}: {v.quality.grade} ({'; '.join(v.quality.reasons)})",
+                       err=True)
+    for name, problem in result.excluded:
+        typer.echo(f"left out: {name}: {problem} (below --min-quality {min_quality})", err=True)
     if not result.viewers:
         fail("no recording could be used; no highlights written", 1)
     written = write_highlights(result, outdir, content)

@@ -44,6 +44,7 @@ from emotrace.highlights.moments import (
     moments_table,
     pick_moments,
 )
+from emotrace.highlights.quality import GRADES, QualitySettings, grade
 from emotrace.highlights.reactions import (
     ReactionSettings,
     ViewerSignals,
@@ -66,6 +67,7 @@ class HighlightsResult:
     settings: dict = field(default_factory=dict)
     partial: list[tuple[str, str]] = field(default_factory=list)  # (path, what is missing)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (table, settings that differ)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (viewer, why): min_quality
     groups: list[GroupView] = field(default_factory=list)  # each group's viewers alone
     differences: list[GroupDifference] = field(default_factory=list)  # per moment and column
 
@@ -107,6 +109,8 @@ def find_highlights(
     engine: BatchEngine | None = None,
     model: str | None = None,
     all_faces: bool = False,
+    quality: QualitySettings | None = None,
+    min_quality: str | None = None,
 ) -> HighlightsResult:
     """Find every viewer's face table and pick the moments (see module doc).
 
@@ -117,8 +121,12 @@ def find_highlights(
     `fps` with `model` (default: the analyzer's, else the default model), through `engine`
     (`BatchEngine`: parallel, resumable, tables kept) or in this process with `analyzer`.
     duration: the episode's length, to clip moments. all_faces: every persistent face in a
-    recording is a viewer of its own (a group watching together).
+    recording is a viewer of its own (a group watching together). quality: the thresholds
+    each viewer's recording is graded by; min_quality (`poor`, `fair`, `good`): viewers
+    graded below are left out (listed in `excluded`).
     """
+    if min_quality is not None and min_quality not in GRADES:
+        raise ValueError(f"min_quality must be one of {', '.join(GRADES)}, got {min_quality!r}")
     viewers = [r for r in reactions if isinstance(r, Viewer)]
     if viewers and len(viewers) != len(reactions):
         raise ValueError("give recordings and tables, or Viewers, not both")
@@ -146,9 +154,16 @@ def find_highlights(
             continue
         if table.partial:
             result.partial.append((str(viewer.path), _partial_problem(table)))
-        result.viewers.extend(found)
+        for signals in found:
+            graded = grade(signals.measures, quality)
+            if min_quality is not None and not graded.at_least(min_quality):
+                result.excluded.append((signals.name, f"quality {graded.grade}: "
+                                        + "; ".join(graded.reasons)))
+            else:
+                result.viewers.append(replace(signals, quality=graded))
     result.settings = {"fps": fps, "model": model, "reaction": vars(reaction_settings),
-                       "moments": vars(moment_settings), "all_faces": all_faces}
+                       "moments": vars(moment_settings), "all_faces": all_faces,
+                       "quality": vars(quality or QualitySettings()), "min_quality": min_quality}
     if not result.viewers:
         return result
     agg = aggregate(result.viewers, moment_settings.smooth_s)
@@ -225,11 +240,13 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
         "viewers": [{"name": v.name, "path": v.path, "offset": v.offset,
                      "seconds_present": v.seconds_present, "tracks": list(v.track_ids),
                      "baseline": {k: {"median": m, "scale": s} for k, (m, s) in v.baseline.items()},
-                     "valence_arousal": v.va_source, "groups": v.groups}
+                     "valence_arousal": v.va_source, "groups": v.groups,
+                     "quality": v.quality.to_dict() if v.quality else None}
                     for v in result.viewers],
         "failures": [{"path": p, "problem": e} for p, e in result.failures],
         "partial": [{"path": p, "problem": e} for p, e in result.partial],
         "settings_differ": [{"path": p, "problem": e} for p, e in result.notes],
+        "excluded": [{"viewer": n, "problem": e} for n, e in result.excluded],
         "groups": [{"column": g.column, "value": g.value, "viewers": list(g.viewers),
                     "moments": [m.to_dict() for m in g.moments]} for g in result.groups],
         "group_differences": [d.to_dict() for d in result.differences],

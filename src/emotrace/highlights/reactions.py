@@ -7,11 +7,14 @@ per-frame analysis of that recording into a per-second table on the *episode's* 
 - which face is the viewer: the most persistent track, extended by later or earlier tracks at
   the same place that never overlap it in time (the viewer left the frame or the tracker lost
   them); every other face (someone walking past) is ignored;
-- per second: `presence` (share of analysed frames with the viewer's face), `expressiveness`
-  (1 - P(neutral)), `valence`, `arousal`, each emotion's mean probability, `change` (total
-  variation between this second's mean distribution and the previous one's) and `dominant`
-  (the most probable non-neutral emotion). A second with the face in fewer than half of its
-  frames is *missing*: its signals are NaN, never zero;
+- per second: `presence` (share of analysed frames with the viewer's face), `attention`
+  (share of analysed frames in which they faced the screen, from the table's `facing`; NaN
+  for a table without head pose), `expressiveness` (1 - P(neutral)), `valence`, `arousal`,
+  each emotion's mean probability, `change` (total variation between this second's mean
+  distribution and the previous one's) and `dominant` (the most probable non-neutral
+  emotion), all over the frames where the viewer faced the screen. A second with such a face
+  in fewer than half of its frames is *missing*: its signals are NaN, never zero, so a viewer
+  who looked away counts neither as calm nor as reacting;
 - each signal normalised against the viewer's own baseline: z = (x - median) / scale, with the
   median and the scaled MAD over all the viewer's seconds (reactions are brief, so the median
   is the viewer's resting face), and a floor on the scale so a very still face does not turn
@@ -33,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from emotrace.highlights.inputs import FaceTable, table_of
+from emotrace.highlights.quality import Quality, QualitySettings, measure
 from emotrace.labels import canonical, va_points
 from emotrace.results import VideoAnalysis, table_tracks
 
@@ -93,6 +97,8 @@ class ViewerSignals:
     track_ids: tuple[int, ...]
     va_source: str  # "model" or "class-probability proxy"
     groups: dict[str, str] = field(default_factory=dict)  # group column -> this viewer's value
+    measures: dict[str, float] = field(default_factory=dict)  # recording quality (`quality`)
+    quality: Quality | None = None  # the grade of `measures` (set by find_highlights)
 
     @property
     def seconds_present(self) -> float:
@@ -162,7 +168,20 @@ def viewer_signals(
     frames_per_step = step.value_counts().sort_index()
     rows = (viewer_rows(df) if rows is None else rows).copy()
     rows["step"] = np.floor((rows["timestamp"] + offset) / settings.bin_s).astype(np.int64)
+    rows, va_source = _face_signals(rows, labels)
+    table = _steps(rows, frames_per_step, settings, list(labels))
+    baseline = _normalise(table, settings)
+    measures = measure(rows, table, df["timestamp"], QualitySettings().max_gap_s)
+    return ViewerSignals(
+        name=name or faces.source, path=faces.source, offset=offset,
+        bin_s=settings.bin_s, labels=labels, table=table, baseline=baseline,
+        track_ids=tuple(int(t) for t in rows["track_id"].unique()), va_source=va_source,
+        measures=measures,
+    )
 
+
+def _face_signals(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+    """Valence, arousal (the model's, else the proxy) and expressiveness of every face row."""
     emo = list(labels)
     if "valence" in rows and rows["valence"].notna().any():
         va_source = "model"
@@ -172,13 +191,29 @@ def viewer_signals(
         va_source = "class-probability proxy"
     neutral = [c for c in emo if canonical(c) == "neutral"]
     rows["expressiveness"] = 1.0 - (rows[neutral[0]] if neutral else 0.0)
+    return rows, va_source
 
-    g = rows.groupby("step")
+
+def _steps(rows: pd.DataFrame, frames_per_step: pd.Series, settings: ReactionSettings,
+           emo: list[str]) -> pd.DataFrame:
+    """The per-step table before normalisation: presence, attention, missing, the means of
+    the signals over the frames where the viewer faced the screen, change and dominant."""
     table = pd.DataFrame(index=pd.RangeIndex(int(frames_per_step.index.min()),
                                              int(frames_per_step.index.max()) + 1, name="step"))
     table["time"] = table.index * settings.bin_s
-    table["presence"] = (g.size() / frames_per_step).reindex(table.index).fillna(0.0)
-    table["missing"] = table["presence"] < settings.min_presence
+    table["presence"] = (rows.groupby("step").size() / frames_per_step).reindex(
+        table.index).fillna(0.0)
+    if "facing" in rows and rows["facing"].notna().any():
+        # a viewer looking away is neither calm nor reacting: those frames give no emotion
+        # signal (the step may become missing), but they count for attention (as not facing)
+        rows = rows[rows["facing"].fillna(False).astype(bool)]
+        table["attention"] = (rows.groupby("step").size() / frames_per_step).reindex(
+            table.index).fillna(0.0)
+    else:
+        table["attention"] = np.nan  # a table without head pose: attention unknown
+    seen = (rows.groupby("step").size() / frames_per_step).reindex(table.index).fillna(0.0)
+    table["missing"] = seen < settings.min_presence
+    g = rows.groupby("step")
     means = g[["expressiveness", "valence", "arousal", *emo]].mean().reindex(table.index)
     means.loc[table["missing"].to_numpy()] = np.nan
     table = table.join(means)
@@ -190,7 +225,11 @@ def viewer_signals(
     resting = [c for c in emo if canonical(c) in RESTING]
     active = table[[c for c in emo if c not in resting]]
     table["dominant"] = active.fillna(-1.0).idxmax(axis=1).where(~table["missing"], None)
+    return table
 
+
+def _normalise(table: pd.DataFrame, settings: ReactionSettings) -> dict[str, tuple[float, float]]:
+    """Add the z-scores, `intensity` and `reacting` to `table`; the baseline per signal."""
     baseline = {}
     intensity = pd.Series(0.0, index=table.index)
     for signal in SIGNALS:
@@ -207,8 +246,4 @@ def viewer_signals(
     intensity /= sum(settings.weights.values())
     table["intensity"] = intensity.where(~table["missing"])
     table["reacting"] = table["intensity"] >= settings.react_threshold
-    return ViewerSignals(
-        name=name or faces.source, path=faces.source, offset=offset,
-        bin_s=settings.bin_s, labels=labels, table=table, baseline=baseline,
-        track_ids=tuple(int(t) for t in rows["track_id"].unique()), va_source=va_source,
-    )
+    return baseline

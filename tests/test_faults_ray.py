@@ -39,9 +39,7 @@ import pandas as pd
 import pytest
 
 import emotrace
-from emotrace.batch import RAY_RETRIES, read_manifest
-
-pytestmark = pytest.mark.slow
+from emotrace.batch import RAY_RETRIES, ray_failure, read_manifest
 
 FAILS = "pyfeat/WolfgangLanger_Pexels.mp4"  # killed on every attempt: failed
 RETRIED = "styletalk/source_video/Obama_clip2.mp4"  # killed once: run again, done
@@ -228,6 +226,25 @@ def _tables(out: Path) -> dict[str, pd.DataFrame]:
             for p in sorted(faces.rglob("*.parquet"))}
 
 
+def test_each_kind_of_ray_failure_is_one_line():
+    rex = pytest.importorskip("ray.exceptions")
+    tried = f"({RAY_RETRIES + 1} attempts; a rerun tries it again)"
+    crash = ray_failure(rex.WorkerCrashedError())
+    assert crash == f"the Ray worker analysing it died: killed, crashed or out of memory {tried}"
+    assert ray_failure(rex.NodeDiedError("node 1f3 died\nsee raylet.out")) == (
+        f"the Ray node analysing it died or was lost {tried}")
+    assert ray_failure(rex.OutOfMemoryError("Task was killed due to the node running low on "
+                                            "memory.\nMemory on the node ...")).startswith(
+        "Ray stopped the worker analysing it: the node ran out of memory")
+    missing = ModuleNotFoundError("No module named 'emotrace'")
+    wrapped = rex.RayTaskError("run_job", "Traceback (most recent call last):\n  ...", missing)
+    assert ray_failure(wrapped) == (
+        "Ray could not run it: ModuleNotFoundError: No module named 'emotrace'")
+    assert ray_failure(RuntimeError("first\nsecond")) == "Ray could not run it: RuntimeError: first"
+    assert ray_failure(RuntimeError()) == "Ray could not run it: RuntimeError"
+
+
+@pytest.mark.slow
 def test_a_ray_worker_killed_mid_recording_is_retried_then_failed_and_a_rerun_completes(
         ray_cluster: Cluster, data_dir: Path, tmp_path: Path):
     video = data_dir / "video"

@@ -21,7 +21,10 @@ where two recordings shared an old key (and so one output file) both are analyse
 
 On a cluster, the inputs and OUT must be on storage every node can read and write (a shared
 file system or mounted bucket): the workers read the videos and write the Parquet files
-themselves, and only the small per-task records travel back to the driver.
+themselves, and only the small per-task records travel back to the driver. A task whose worker
+dies (killed, out of memory, its node lost) is run once more, from the start; if that dies too
+the recording is `failed` with a one-line reason and a rerun tries it again. Tasks are named
+`emotrace:<key>`, which is also the worker's process title (`ray::emotrace:<key>`) while it runs.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ MANIFEST_COLUMNS = ["key", "path", "status", "reason", "output", "frames", "face
                     "elapsed", "size", "mtime_ns", "worker", "finished", "frames_decoded",
                     "frames_expected", "fps", "model"]
 KEPT = ("done", "partial")  # statuses whose Parquet file holds the recording's result
+# A Ray task whose worker dies (killed, out of memory, its node lost) is run once more; one
+# that dies again is recorded as failed, and a rerun tries it again.
+RAY_RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -183,8 +189,10 @@ def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Itera
             kwargs["num_cpus"] = workers  # a local Ray: one task per worker at a time
         ray.init(**{k: v for k, v in kwargs.items() if v is not None})
     try:
-        task = ray.remote(num_cpus=1, max_retries=1)(run_job)
-        pending = {task.remote(job): job for job in jobs}
+        task = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(run_job)
+        # named after the recording: `ray::emotrace:<key>` is the worker's process title while it
+        # runs, and the name in `ray list tasks`, so one can see (or stop) who analyses what
+        pending = {task.options(name=f"emotrace:{job.key}").remote(job): job for job in jobs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -192,10 +200,28 @@ def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Itera
                 try:
                     yield ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 -- a worker or node died
-                    yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
+                    yield {**_failed(job), "reason": ray_failure(exc)}
     finally:
         if started_here:
             ray.shutdown()
+
+
+def ray_failure(exc: BaseException) -> str:
+    """One line for a task Ray could not finish (run_job itself never raises): what died, and
+    that Ray already tried again; Ray's own messages point to log files and span lines."""
+    from ray import exceptions as rex
+
+    tried = f"{RAY_RETRIES + 1} attempts; a rerun tries it again"
+    if isinstance(exc, rex.OutOfMemoryError):
+        return f"Ray stopped the worker analysing it: the node ran out of memory ({tried})"
+    if isinstance(exc, rex.WorkerCrashedError):
+        return f"the Ray worker analysing it died: killed, crashed or out of memory ({tried})"
+    if isinstance(exc, (rex.NodeDiedError, rex.LocalRayletDiedError)):
+        return f"the Ray node analysing it died or was lost ({tried})"
+    if isinstance(exc, rex.RayTaskError) and exc.cause is not None:
+        exc = exc.cause  # e.g. a worker that cannot import emotrace: its ModuleNotFoundError
+    lines = str(exc).strip().splitlines()
+    return f"Ray could not run it: {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
 
 
 def _failed(job: Job) -> dict:

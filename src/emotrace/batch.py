@@ -130,9 +130,7 @@ def run_job(job: Job) -> dict:
         analysis = _analyzer(job.model, job.threads).analyze_video(job.path, fps=job.fps,
                                                                    progress=False)
         df = analysis.to_pandas()
-        df.attrs.update(partial=bool(analysis.partial), partial_reason=analysis.partial,
-                        frames_decoded=analysis.frames_decoded,
-                        frames_expected=analysis.frames_expected)
+        df.attrs.update(analysis.completeness())
         write_parquet(df, job.output)
         record.update(status="partial" if analysis.partial else "done",
                       reason=analysis.partial_problem(), frames=len(analysis.frames),

@@ -350,6 +350,13 @@ class VideoAnalysis:
         """The frame count the header promised (0 when it did not say)."""
         return self.info.n_frames
 
+    def completeness(self) -> dict:
+        """`partial` (bool), `partial_reason` ("" for a whole video), `frames_decoded` and
+        `frames_expected`: what every output of a video (table metadata, track summary, batch
+        manifest, API job) says of how much of it was analysed."""
+        return {"partial": bool(self.partial), "partial_reason": self.partial,
+                "frames_decoded": self.frames_decoded, "frames_expected": self.frames_expected}
+
     def partial_problem(self) -> str:
         """`decoded N of about M frames: <why>`, or "" for a whole video."""
         if not self.partial:

@@ -82,11 +82,11 @@ def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
         from emotrace.smooth import smooth_table
 
         df = smooth_table(df, result.labels, smooth, smooth_param)
-    completeness = {"partial": bool(result.partial), "frames_decoded": result.frames_decoded,
-                    "frames_expected": result.frames_expected}
-    df.attrs.update(completeness, partial_reason=result.partial)  # kept in the Parquet file
+    completeness = result.completeness()
+    df.attrs.update(completeness)  # kept in the Parquet file
     written.append(write_parquet(df, outdir / f"{stem}.faces.parquet"))
     written.append(write_csv(df, outdir / f"{stem}.faces.csv"))
+    del completeness["partial_reason"]  # the track summary: counts, no sentence in every row
     tracks = track_summary(df, result.labels).assign(**completeness)
     written.append(write_csv(tracks, outdir / f"{stem}.tracks.csv"))
     if plot_title is not None:

@@ -42,7 +42,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emotrace import models
-from emotrace.errors import InputError
+from emotrace.errors import InputError, path_text
 from emotrace.outputs.files import write_csv, write_parquet
 
 ENGINES = ("local", "ray")
@@ -96,7 +96,7 @@ def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path()
     jobs = []
     for p in paths:
-        key = p.relative_to(root).as_posix()
+        key = path_text(p.relative_to(root).as_posix())  # a name Arrow and CSV can hold
         try:
             st = p.stat()
             size, mtime_ns = st.st_size, st.st_mtime_ns
@@ -124,7 +124,7 @@ def _analyzer(model: str, threads: int):
 def run_job(job: Job) -> dict:
     """Analyse one recording and write its Parquet file; never raises for bad input."""
     started = time.perf_counter()
-    record = {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
+    record = {"key": job.key, "path": path_text(job.path), "output": job.output, "size": job.size,
               "mtime_ns": job.mtime_ns, "worker": f"{socket.gethostname()}:{os.getpid()}"}
     try:
         analysis = _analyzer(job.model, job.threads).analyze_video(job.path, fps=job.fps,
@@ -196,7 +196,7 @@ def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Itera
 
 
 def _failed(job: Job) -> dict:
-    return {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
+    return {"key": job.key, "path": path_text(job.path), "output": job.output, "size": job.size,
             "mtime_ns": job.mtime_ns, "status": "failed", "worker": "", "elapsed": 0.0,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
@@ -238,7 +238,7 @@ def adopt_legacy_records(previous: dict[str, dict], jobs: list[Job]) -> dict[str
         old = legacy_key(job.key)
         rec = previous.get(old)
         if (old == job.key or job.key in previous or rec is None or old_keys[old] > 1
-                or str(rec["path"]) != job.path):
+                or str(rec["path"]) != path_text(job.path)):
             continue
         del out[old]
         if rec["status"] in KEPT and Path(str(rec["output"])).is_file():

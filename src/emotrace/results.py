@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from emotrace.errors import path_text
+
 #: YuNet's landmark order (subject's right eye is on the image's left).
 LANDMARK_NAMES = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
@@ -278,8 +280,8 @@ def frames_to_pandas(source: str, frames: list[FrameAnalysis],
                 has_va = True
                 va[span, 0], va[span, 1] = f.emotions.valence, f.emotions.arousal
         row = span.stop
-    df = pd.DataFrame({"source": source, "frame": frame_idx, "timestamp": ts, "face": face,
-                       "track_id": track})
+    df = pd.DataFrame({"source": path_text(source), "frame": frame_idx, "timestamp": ts,
+                       "face": face, "track_id": track})
     df[BOX_COLUMNS] = boxes
     df["det_score"] = scores
     df[LANDMARK_COLUMNS] = lms

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from emotrace.errors import path_text
 from emotrace.outputs.annotate import VideoWriter, draw
 from emotrace.outputs.files import write_csv, write_parquet
 from emotrace.outputs.plots import plot_timeline
@@ -40,7 +41,7 @@ def analyze_video_to_dir(
     tables and plot (the raw label stays in `emotion_raw`); the annotated video, drawn while
     streaming, shows the raw labels.
     """
-    stem = stem or path.stem
+    stem = path_text(stem or path.stem)  # a name Arrow can write (see errors.path_text)
     writer = None
     on_frame = None
     if annotate:
@@ -67,8 +68,8 @@ def analyze_video_to_dir(
         raise
     speed = len(result.frames) / result.elapsed if result.elapsed else 0.0
     return VideoSummary(
-        f"{path}: {len(result.frames)} frames analysed ({result.frames_decoded} decoded), "
-        f"{n_faces} face rows, {n_tracks} tracks, {speed:.1f} frames/s -> "
+        f"{path_text(path)}: {len(result.frames)} frames analysed ({result.frames_decoded} "
+        f"decoded), {n_faces} face rows, {n_tracks} tracks, {speed:.1f} frames/s -> "
         f"{outdir}/{{{', '.join(p.name for p in written)}}}", result.partial_problem())
 
 

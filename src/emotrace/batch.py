@@ -83,11 +83,20 @@ def collect_inputs(inputs: Iterable[str | Path], suffixes: set[str]) -> list[Pat
             found.append(item)
     seen, out = set(), []
     for p in found:
-        resolved = p.resolve()
+        resolved = _resolved(p)
         if resolved not in seen:
             seen.add(resolved)
             out.append(resolved)
     return out
+
+
+def _resolved(path: Path) -> Path:
+    """`path` with its symbolic links resolved; one that loops, as given (made absolute): its
+    task then fails with a line saying so, instead of the whole batch with RuntimeError."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13, OSError after
+        return Path(os.path.abspath(path))
 
 
 def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,

@@ -25,16 +25,17 @@ import cv2
 import numpy as np
 
 from emotrace.errors import InputError
+from emotrace.media.paths import path_problem
 from emotrace.results import VideoInfo
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
 
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if not path.is_file():
-        raise InputError(path, "not a file")
+    if problem := path_problem(path):
+        raise InputError(path, problem)
+    if path.stat().st_size == 0:
+        raise InputError(path, "not a readable video: empty (0 bytes)")
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:
@@ -45,9 +46,23 @@ def _open(path: Path) -> av.container.InputContainer:
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
     if not container.streams.video:
+        audio = bool(container.streams.audio)
         container.close()
-        raise InputError(path, "has no video stream")
+        raise InputError(path, "has no video stream" + (" (only sound)" if audio else ""))
+    if _is_still_image(container):
+        codec = container.streams.video[0].codec_context.name
+        kind = {"mjpeg": "JPEG"}.get(codec, codec.upper())
+        container.close()
+        raise InputError(path, f"is a still image ({kind}), not a video; `emotrace images` "
+                               "reads it")
     return container
+
+
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    """FFmpeg opens a photo (whatever its name says) as a one-frame "image sequence": its
+    image2 demuxer, or a `<codec>_pipe` one when it sniffs the format from the bytes."""
+    name = container.format.name
+    return name in ("image2", "image2pipe") or name.endswith("_pipe")
 
 
 def probe(path: str | Path) -> VideoInfo:

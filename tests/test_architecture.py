@@ -14,7 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "emotrace"
 
 LAYERS: list[set[str]] = [
-    {"errors", "labels", "results", "models"},  # the core: types and the model registry
+    {"errors", "labels", "results", "models", "pool"},  # the core: types, the model registry,
+    # a process pool
     {"faces", "media"},  # per-face stages, reading video and sound
     {"pipeline", "smooth"},  # the per-frame engine and time smoothing
     {"outputs"},  # files, tables, plots, annotated video, submission

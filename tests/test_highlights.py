@@ -165,13 +165,15 @@ def test_broken_recording_is_reported_and_the_rest_used(recordings, bad_videos, 
     assert len(doc["moments"]) == 2 and (tmp_path / "trailer.mp4").is_file()
 
 
-def test_all_recordings_broken_writes_nothing(bad_videos, tmp_path):
+def test_all_recordings_broken_writes_no_highlights(bad_videos, tmp_path):
     from emotrace.cli import app
 
     run = CliRunner().invoke(app, ["highlights", str(bad_videos["text"]),
                                    "-o", str(tmp_path / "o")])
     assert run.exit_code == 1
-    assert "notes.mp4" in run.output and not (tmp_path / "o").exists()
+    assert "notes.mp4" in run.output and "no highlights written" in run.output
+    # only the analysis record (the batch manifest, saying why) is there: no moments, no report
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["manifest.csv"]
 
 
 def test_offsets_and_segments_are_checked():

@@ -93,3 +93,16 @@ def test_highlights_and_probe_plots_keep_the_users_backend(svg_backend, tmp_path
     plot_curves(history, tmp_path / "curves.png", "probe")
     assert svg_backend.get_backend() == "svg"
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_json_is_strict_json_with_nan_as_null(tmp_path):
+    import json
+
+    from emotrace.outputs.files import write_json
+
+    path = write_json({"a": float("nan"), "b": [np.float32("inf"), 1.5], "c": np.int64(2)},
+                      tmp_path / "x.json")
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "a": None, "b": [None, 1.5], "c": 2}

@@ -19,26 +19,30 @@ keys kept the suffix (key `day2/a`) is taken over: each of its records goes to t
 with the same path and the new key, and a finished one's Parquet file is renamed to match;
 where two recordings shared an old key (and so one output file) both are analysed again.
 
+A Parquet file that cannot be written (a full disk) ends the batch: its recording is recorded
+as failed (`cannot write its output: ...`) and `run_batch` raises the OSError naming the file,
+as every later task would fail the same way. Interrupted (Ctrl-C, or SIGTERM where the
+`emotrace` command makes it raise), or stopped by any exception, the local pool ends its
+running tasks at once rather than waiting for them; each removes its temporary file. On Linux a
+pool worker also ends when the batch process dies, even by SIGKILL (`emotrace.pool`).
+
 On a cluster, the inputs and OUT must be on storage every node can read and write (a shared
 file system or mounted bucket): the workers read the videos and write the Parquet files
-themselves, and only the small per-task records travel back to the driver.
+themselves, and only the small per-task records travel back to the driver. A task whose worker
+dies (killed, out of memory, its node lost) is run once more, from the start; if that dies too
+the recording is `failed` with a one-line reason and a rerun tries it again. Tasks are named
+`emotrace:<key>`, which is also the worker's process title (`ray::emotrace:<key>`) while it runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
-import multiprocessing as mp
 import os
-import signal
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -46,14 +50,18 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emotrace import models
-from emotrace.errors import InputError, Interrupted
+from emotrace.errors import InputError, path_text
 from emotrace.outputs.files import write_csv, write_parquet
+from emotrace.pool import run_in_pool
 
 ENGINES = ("local", "ray")
 MANIFEST_COLUMNS = ["key", "path", "status", "reason", "output", "frames", "faces", "seconds",
                     "elapsed", "size", "mtime_ns", "worker", "finished", "frames_decoded",
-                    "frames_expected"]
+                    "frames_expected", "fps", "model"]
 KEPT = ("done", "partial")  # statuses whose Parquet file holds the recording's result
+# A Ray task whose worker dies (killed, out of memory, its node lost) is run once more; one
+# that dies again is recorded as failed, and a rerun tries it again.
+RAY_RETRIES = 1
 
 
 @dataclass(frozen=True)
@@ -87,11 +95,20 @@ def collect_inputs(inputs: Iterable[str | Path], suffixes: set[str]) -> list[Pat
             found.append(item)
     seen, out = set(), []
     for p in found:
-        resolved = p.resolve()
+        resolved = _resolved(p)
         if resolved not in seen:
             seen.add(resolved)
             out.append(resolved)
     return out
+
+
+def _resolved(path: Path) -> Path:
+    """`path` with its symbolic links resolved; one that loops, as given (made absolute): its
+    task then fails with a line saying so, instead of the whole batch with RuntimeError."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13, OSError after
+        return Path(os.path.abspath(path))
 
 
 def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,
@@ -100,7 +117,7 @@ def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path()
     jobs = []
     for p in paths:
-        key = p.relative_to(root).as_posix()
+        key = path_text(p.relative_to(root).as_posix())  # a name Arrow and CSV can hold
         try:
             st = p.stat()
             size, mtime_ns = st.st_size, st.st_mtime_ns
@@ -132,15 +149,15 @@ class _OutputFailed(OSError):
 def run_job(job: Job) -> dict:
     """Analyse one recording and write its Parquet file; never raises for bad input."""
     started = time.perf_counter()
-    record = {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
-              "mtime_ns": job.mtime_ns, "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    record = {"key": job.key, "path": path_text(job.path), "output": job.output,
+              "size": job.size, "mtime_ns": job.mtime_ns,
+              "worker": f"{socket.gethostname()}:{os.getpid()}", "fps": job.fps,
+              "model": job.model}
     try:
         analysis = _analyzer(job.model, job.threads).analyze_video(job.path, fps=job.fps,
                                                                    progress=False)
         df = analysis.to_pandas()
-        df.attrs.update(partial=bool(analysis.partial), partial_reason=analysis.partial,
-                        frames_decoded=analysis.frames_decoded,
-                        frames_expected=analysis.frames_expected)
+        df.attrs.update(analysis.completeness())
         try:
             write_parquet(df, job.output)
         except OSError as exc:
@@ -168,66 +185,11 @@ def _run_local(jobs: list[Job], workers: int) -> Iterator[dict]:
         for job in jobs:
             yield run_job(job)
         return
-    # spawn, not fork: a forked child would inherit the parent's threads (progress bar,
-    # ONNX Runtime pools) in whatever state they were
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_start_worker, initargs=(os.getpid(),))
-    try:
-        futures: dict[Future, Job] = {pool.submit(_pool_task, job): job for job in jobs}
-        while futures:
-            done, _ = wait(futures, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = futures.pop(future)
-                try:
-                    yield future.result()
-                except Exception as exc:  # noqa: BLE001 -- a worker died (e.g. out of memory)
-                    yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
-    except BaseException:
-        # Interrupted, or the run stopped (an output that cannot be written): end the running
-        # tasks now instead of waiting for them; each removes its temporary file and exits.
-        for process in list(pool._processes.values()):  # no public way before Python 3.14
-            process.terminate()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-_IN_TASK = False  # in a pool worker: whether a task is running (see _on_worker_signal)
-
-
-def _start_worker(parent: int) -> None:
-    """A pool worker's set-up. SIGTERM and SIGINT end the worker, its task's clean-up first;
-    on Linux the worker gets SIGTERM when the batch process dies, even by SIGKILL (an orphan
-    would go on with the tasks already queued, then wait for ever)."""
-    signal.signal(signal.SIGTERM, _on_worker_signal)
-    signal.signal(signal.SIGINT, _on_worker_signal)
-    # tqdm's default lock is a multiprocessing one, a named semaphore that a worker ended by
-    # os._exit leaves to the resource tracker, which then warns on stderr; workers show no bars
-    tqdm.set_lock(threading.RLock())
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: orphans finish their tasks
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before that
-        os._exit(128 + signal.SIGTERM)
-
-
-def _on_worker_signal(signum: int, frame: object) -> None:
-    if not _IN_TASK:
-        os._exit(128 + signum)  # idle: nothing to clean up
-    for each in (signal.SIGTERM, signal.SIGINT):  # the pool may send more: one clean-up
-        signal.signal(each, signal.SIG_IGN)
-    raise Interrupted(signum)  # the task's `finally`s run, then _pool_task exits
-
-
-def _pool_task(job: Job) -> dict:
-    """`run_job` in a pool worker, which ends at once when it is told to stop."""
-    global _IN_TASK
-    _IN_TASK = True
-    try:
-        return run_job(job)
-    except KeyboardInterrupt as exc:
-        os._exit(128 + getattr(exc, "signum", signal.SIGINT))
-    finally:
-        _IN_TASK = False
+    for job, future in run_in_pool(run_job, jobs, workers):
+        try:
+            yield future.result()
+        except Exception as exc:  # noqa: BLE001 -- a worker died (e.g. out of memory)
+            yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
 
 
 def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Iterator[dict]:
@@ -244,8 +206,10 @@ def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Itera
             kwargs["num_cpus"] = workers  # a local Ray: one task per worker at a time
         ray.init(**{k: v for k, v in kwargs.items() if v is not None})
     try:
-        task = ray.remote(num_cpus=1, max_retries=1)(run_job)
-        pending = {task.remote(job): job for job in jobs}
+        task = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(run_job)
+        # named after the recording: `ray::emotrace:<key>` is the worker's process title while it
+        # runs, and the name in `ray list tasks`, so one can see (or stop) who analyses what
+        pending = {task.options(name=f"emotrace:{job.key}").remote(job): job for job in jobs}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -253,15 +217,34 @@ def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Itera
                 try:
                     yield ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 -- a worker or node died
-                    yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
+                    yield {**_failed(job), "reason": ray_failure(exc)}
     finally:
         if started_here:
             ray.shutdown()
 
 
+def ray_failure(exc: BaseException) -> str:
+    """One line for a task Ray could not finish (run_job itself never raises): what died, and
+    that Ray already tried again; Ray's own messages point to log files and span lines."""
+    from ray import exceptions as rex
+
+    tried = f"{RAY_RETRIES + 1} attempts; a rerun tries it again"
+    if isinstance(exc, rex.OutOfMemoryError):
+        return f"Ray stopped the worker analysing it: the node ran out of memory ({tried})"
+    if isinstance(exc, rex.WorkerCrashedError):
+        return f"the Ray worker analysing it died: killed, crashed or out of memory ({tried})"
+    if isinstance(exc, (rex.NodeDiedError, rex.LocalRayletDiedError)):
+        return f"the Ray node analysing it died or was lost ({tried})"
+    if isinstance(exc, rex.RayTaskError) and exc.cause is not None:
+        exc = exc.cause  # e.g. a worker that cannot import emotrace: its ModuleNotFoundError
+    lines = str(exc).strip().splitlines()
+    return f"Ray could not run it: {type(exc).__name__}" + (f": {lines[0]}" if lines else "")
+
+
 def _failed(job: Job) -> dict:
-    return {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
+    return {"key": job.key, "path": path_text(job.path), "output": job.output, "size": job.size,
             "mtime_ns": job.mtime_ns, "status": "failed", "worker": "", "elapsed": 0.0,
+            "fps": job.fps, "model": job.model,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 
@@ -271,17 +254,27 @@ def read_manifest(outdir: Path) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame(columns=MANIFEST_COLUMNS)
     # keys read as text ("001" stays "001"); an all-empty reason column is text too
-    df = pd.read_csv(path, dtype={"key": str, "path": str, "output": str, "reason": str})
+    df = pd.read_csv(path, dtype={"key": str, "path": str, "output": str, "reason": str,
+                                  "model": str})
     df["reason"] = df["reason"].fillna("")
     return df
 
 
 def is_done(job: Job, previous: dict[str, dict]) -> bool:
-    """Finished (whole or partial) in an earlier run, its file still there, and the input
-    unchanged (a partial recording that has since grown is analysed again)."""
+    """Finished (whole or partial) in an earlier run, its file still there, the input
+    unchanged (a partial recording that has since grown is analysed again) and analysed with
+    the same model and frame rate (a record without them, from an older version, is not)."""
     rec = previous.get(job.key)
     return bool(rec and rec["status"] in KEPT and Path(job.output).is_file()
-                and int(rec["size"]) == job.size and int(rec["mtime_ns"]) == job.mtime_ns)
+                and int(rec["size"]) == job.size and int(rec["mtime_ns"]) == job.mtime_ns
+                and rec.get("model") == job.model and _same_fps(rec.get("fps"), job.fps))
+
+
+def _same_fps(recorded: object, fps: float | None) -> bool:
+    """A manifest's fps cell (NaN or empty: every frame) against a job's."""
+    if recorded is None or (isinstance(recorded, float) and math.isnan(recorded)):
+        return fps is None
+    return fps is not None and math.isclose(float(recorded), fps)  # type: ignore[arg-type]
 
 
 def legacy_key(key: str) -> str:
@@ -302,7 +295,7 @@ def adopt_legacy_records(previous: dict[str, dict], jobs: list[Job]) -> dict[str
         old = legacy_key(job.key)
         rec = previous.get(old)
         if (old == job.key or job.key in previous or rec is None or old_keys[old] > 1
-                or str(rec["path"]) != job.path):
+                or str(rec["path"]) != path_text(job.path)):
             continue
         del out[old]
         if rec["status"] in KEPT and Path(str(rec["output"])).is_file():
@@ -347,16 +340,18 @@ def run_batch(
     models.load(model, kind="expression", threads=1)
     outdir = Path(outdir)
     paths = collect_inputs(inputs, VIDEO_SUFFIXES)
-    cores = os.cpu_count() or 1
-    n_workers = workers or (cores if engine == "local" else None)
-    threads = max(1, cores // (n_workers or cores)) if engine == "local" else 1
-    jobs = make_jobs(paths, outdir, fps, model, threads)
+    jobs = make_jobs(paths, outdir, fps, model, threads=1)
 
     manifest = read_manifest(outdir)
     previous = {str(r["key"]): r for r in manifest.to_dict("records")}
     previous = adopt_legacy_records(previous, jobs)
     todo = [j for j in jobs if not is_done(j, previous)
             and (retry_failed or previous.get(j.key, {}).get("status") != "failed")]
+    cores = os.cpu_count() or 1
+    n_workers = workers or (cores if engine == "local" else None)
+    if engine == "local":  # no more processes than recordings; the cores shared among them
+        n_workers = max(1, min(n_workers or 1, len(todo)))
+        todo = [replace(j, threads=max(1, cores // n_workers)) for j in todo]
     keys = {j.key for j in jobs}
     records = {k: r for k, r in previous.items() if k in keys}  # drop what is no longer asked
     manifest_path = outdir / "manifest.csv"

@@ -94,6 +94,15 @@ class Analyzer:
     def labels(self) -> tuple[str, ...]:
         return self.classifier.labels
 
+    def settings(self, fps: float | None = None) -> dict:
+        """What decides a video's table: the model, detection settings and the frame rate
+        analysed (None: every frame). Kept with every table (`VideoAnalysis.settings`)."""
+        card = self.classifier.card
+        return {"model": card.name if card else str(self.classifier.path), "fps": fps,
+                "score_threshold": self.detector.score_threshold,
+                "min_face_size": self.detector.min_face_size,
+                "detect_size": self.video_detect_size}
+
     # -- one frame: the step every driver uses --------------------------------------------
     def locate(self, image: np.ndarray, timestamp: float = 0.0, tracker: IoUTracker | None = None,
                still: bool = False) -> Detections:
@@ -170,7 +179,7 @@ class Analyzer:
         """
         reader = FrameReader(path, fps)
         tracker = tracker or IoUTracker()
-        result = VideoAnalysis(reader.info, self.labels)
+        result = VideoAnalysis(reader.info, self.labels, settings=self.settings(fps))
         total = reader.info.n_frames if fps is None else int(reader.info.duration * fps) + 1
         bar = tqdm(total=total or None, desc=Path(path).name, unit="frame",
                    disable=not progress, dynamic_ncols=True)

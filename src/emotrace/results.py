@@ -10,14 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from emotrace.errors import path_text
 
 #: YuNet's landmark order (subject's right eye is on the image's left).
 LANDMARK_NAMES = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
 LANDMARK_COLUMNS = [f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")]
+#: The key of a face table's `DataFrame.attrs` (and so of its Parquet metadata) that says what
+#: recording and settings it came from.
+TABLE_META = "emotrace"
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple) -> None:
@@ -278,8 +284,8 @@ def frames_to_pandas(source: str, frames: list[FrameAnalysis],
                 has_va = True
                 va[span, 0], va[span, 1] = f.emotions.valence, f.emotions.arousal
         row = span.stop
-    df = pd.DataFrame({"source": source, "frame": frame_idx, "timestamp": ts, "face": face,
-                       "track_id": track})
+    df = pd.DataFrame({"source": path_text(source), "frame": frame_idx, "timestamp": ts,
+                       "face": face, "track_id": track})
     df[BOX_COLUMNS] = boxes
     df["det_score"] = scores
     df[LANDMARK_COLUMNS] = lms
@@ -340,6 +346,7 @@ class VideoAnalysis:
     frames_decoded: int = 0
     elapsed: float = 0.0  # seconds of analysis
     partial: str = ""
+    settings: dict = field(default_factory=dict)  # how it was analysed (Analyzer.settings)
 
     @property
     def path(self) -> str:
@@ -349,6 +356,13 @@ class VideoAnalysis:
     def frames_expected(self) -> int:
         """The frame count the header promised (0 when it did not say)."""
         return self.info.n_frames
+
+    def completeness(self) -> dict:
+        """`partial` (bool), `partial_reason` ("" for a whole video), `frames_decoded` and
+        `frames_expected`: what every output of a video (table metadata, track summary, batch
+        manifest, API job) says of how much of it was analysed."""
+        return {"partial": bool(self.partial), "partial_reason": self.partial,
+                "frames_decoded": self.frames_decoded, "frames_expected": self.frames_expected}
 
     def partial_problem(self) -> str:
         """`decoded N of about M frames: <why>`, or "" for a whole video."""
@@ -362,4 +376,22 @@ class VideoAnalysis:
         return tracks_of(self.info.path, self.frames, self.labels, min_frames)
 
     def to_pandas(self) -> pd.DataFrame:
-        return frames_to_pandas(self.info.path, self.frames, self.labels)
+        """The per-face table; `attrs[TABLE_META]` says what it came from (`table_meta`),
+        so a table written to Parquet can stand in for the recording (`emotrace highlights`)."""
+        df = frames_to_pandas(self.info.path, self.frames, self.labels)
+        df.attrs[TABLE_META] = self.table_meta()
+        return df
+
+    def table_meta(self) -> dict:
+        """The recording (path, size and stream of the source), the labels, the analysis
+        settings and how complete the analysis is: JSON-able, kept in Parquet metadata."""
+        try:
+            size = Path(self.info.path).stat().st_size
+        except OSError:
+            size = -1
+        return {"source": self.info.path, "source_resolved": str(Path(self.info.path).resolve()),
+                "source_size": size, "labels": list(self.labels),
+                "width": self.info.width, "height": self.info.height, "fps": self.info.fps,
+                "duration": self.info.duration, "has_audio": self.info.has_audio,
+                "settings": dict(self.settings), "frames_decoded": self.frames_decoded,
+                "frames_expected": self.frames_expected, "partial": self.partial}

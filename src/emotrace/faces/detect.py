@@ -60,6 +60,7 @@ class YuNetDetector:
         if not 0.0 < nms_threshold <= 1.0:
             raise ValueError(f"nms_threshold must be in (0, 1], got {nms_threshold}")
         self.card, self.path = card, loaded.path
+        self.score_threshold, self.nms_threshold = score_threshold, nms_threshold
         self.min_face_size = min_face_size
         self.max_side = max_side
         # The input size given here is a placeholder: __call__ sets each image's size.

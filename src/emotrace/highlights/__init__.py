@@ -21,7 +21,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from emotrace.errors import InputError
+from emotrace import models
+from emotrace.highlights.faces import BatchEngine, face_tables
+from emotrace.highlights.groups import (
+    GroupDifference,
+    GroupView,
+    compare_groups,
+    group_curves_table,
+    group_views,
+)
+from emotrace.highlights.inputs import (
+    FaceTable,
+    Viewer,
+    read_viewers_csv,
+    settings_mismatch,
+    viewers_from_paths,
+)
 from emotrace.highlights.moments import (
     Moment,
     MomentSettings,
@@ -29,9 +44,18 @@ from emotrace.highlights.moments import (
     moments_table,
     pick_moments,
 )
-from emotrace.highlights.reactions import ReactionSettings, ViewerSignals, viewer_signals
+from emotrace.highlights.quality import GRADES, QualitySettings, grade
+from emotrace.highlights.reactions import (
+    ReactionSettings,
+    ViewerSignals,
+    persons,
+    viewer_signals,
+)
 from emotrace.outputs.files import FileSet, write_csv, write_json
 from emotrace.pipeline import Analyzer
+
+__all__ = ["BatchEngine", "HighlightsResult", "Viewer", "find_highlights", "parse_offsets",
+           "read_viewers_csv", "write_highlights"]
 
 
 @dataclass
@@ -42,6 +66,10 @@ class HighlightsResult:
     failures: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
     settings: dict = field(default_factory=dict)
     partial: list[tuple[str, str]] = field(default_factory=list)  # (path, what is missing)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (table, settings that differ)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (viewer, why): min_quality
+    groups: list[GroupView] = field(default_factory=list)  # each group's viewers alone
+    differences: list[GroupDifference] = field(default_factory=list)  # per moment and column
 
     def moments_table(self) -> pd.DataFrame:
         return moments_table(self.moments)
@@ -70,62 +98,110 @@ def parse_offsets(text: str | None, n: int) -> list[float]:
 
 
 def find_highlights(
-    reactions: Sequence[str | Path],
-    offsets: Sequence[float] | None = None,
+    reactions: Sequence[str | Path | Viewer],
+    offsets: Sequence[float | None] | None = None,
     analyzer: Analyzer | None = None,
     fps: float | None = 10.0,
     reaction_settings: ReactionSettings | None = None,
     moment_settings: MomentSettings | None = None,
     duration: float | None = None,
     progress: bool = True,
+    engine: BatchEngine | None = None,
+    model: str | None = None,
+    all_faces: bool = False,
+    quality: QualitySettings | None = None,
+    min_quality: str | None = None,
 ) -> HighlightsResult:
-    """Analyse every reaction recording and pick the moments (see module doc).
+    """Find every viewer's face table and pick the moments (see module doc).
 
+    reactions: recordings (videos), their face tables (`.parquet`, from `emotrace video` or
+    `emotrace batch`), or `Viewer`s (from `read_viewers_csv`: names, offsets, groups).
     offsets: episode time (seconds) at which each recording starts (recording time t is
-    episode time t + offset); default 0 for all. duration: the episode's length, to clip
-    moments (the content's duration when one is given).
+    episode time t + offset); default: the viewers' own, else 0. Recordings are analysed at
+    `fps` with `model` (default: the analyzer's, else the default model), through `engine`
+    (`BatchEngine`: parallel, resumable, tables kept) or in this process with `analyzer`.
+    duration: the episode's length, to clip moments. all_faces: every persistent face in a
+    recording is a viewer of its own (a group watching together). quality: the thresholds
+    each viewer's recording is graded by; min_quality (`poor`, `fair`, `good`): viewers
+    graded below are left out (listed in `excluded`).
     """
-    offsets = list(offsets) if offsets is not None else [0.0] * len(reactions)
-    if len(offsets) != len(reactions):
-        raise ValueError(f"{len(offsets)} offsets for {len(reactions)} recordings")
-    analyzer = analyzer or Analyzer()
+    if min_quality is not None and min_quality not in GRADES:
+        raise ValueError(f"min_quality must be one of {', '.join(GRADES)}, got {min_quality!r}")
+    viewers = [r for r in reactions if isinstance(r, Viewer)]
+    if viewers and len(viewers) != len(reactions):
+        raise ValueError("give recordings and tables, or Viewers, not both")
+    viewers = viewers or viewers_from_paths([Path(r) for r in reactions])  # type: ignore[arg-type]
+    if offsets is not None:
+        if len(offsets) != len(viewers):
+            raise ValueError(f"{len(offsets)} offsets for {len(viewers)} recordings")
+        viewers = [replace(v, offset=o) for v, o in zip(viewers, offsets, strict=True)]
+    model = model or (analyzer.classifier.card.name if analyzer and analyzer.classifier.card
+                      else models.DEFAULT_CLASSIFIER)
     reaction_settings = reaction_settings or ReactionSettings()
     moment_settings = moment_settings or MomentSettings()
-    viewers, failures, partial = [], [], []
-    names = _unique_names([Path(p) for p in reactions])
-    for path, offset, name in zip(reactions, offsets, names, strict=True):
-        try:
-            analysis = analyzer.analyze_video(path, fps=fps, progress=progress)
-        except InputError as exc:
-            failures.append((str(path), exc.problem))
+    tables = face_tables(viewers, fps, model, analyzer, engine, progress)
+    result = HighlightsResult([], pd.DataFrame(), [])
+    for viewer, table in zip(viewers, tables, strict=True):
+        if isinstance(table, str):
+            result.failures.append((str(viewer.path), table))
             continue
-        signals = viewer_signals(analysis, offset, name, reaction_settings)
-        if signals.seconds_present == 0:
-            failures.append((str(path), "no face of a viewer was found in the recording"))
+        if viewer.is_table and (differ := settings_mismatch(table, {"model": model, "fps": fps})):
+            result.notes.append((str(viewer.path), "; ".join(differ)))
+        found = _viewer_signals(viewer, table, reaction_settings, all_faces)
+        if not found:
+            result.failures.append((str(viewer.path),
+                                    "no face of a viewer was found in the recording"))
             continue
-        if analysis.partial:
-            partial.append((str(path), analysis.partial_problem()))
-        viewers.append(signals)
-    if not viewers:
-        return HighlightsResult([], pd.DataFrame(), [], failures, partial=partial)
-    agg = aggregate(viewers, moment_settings.smooth_s)
+        if table.partial:
+            result.partial.append((str(viewer.path), _partial_problem(table)))
+        for signals in found:
+            graded = grade(signals.measures, quality)
+            if min_quality is not None and not graded.at_least(min_quality):
+                result.excluded.append((signals.name, f"quality {graded.grade}: "
+                                        + "; ".join(graded.reasons)))
+            else:
+                result.viewers.append(replace(signals, quality=graded))
+    result.settings = {"fps": fps, "model": model, "reaction": vars(reaction_settings),
+                       "moments": vars(moment_settings), "all_faces": all_faces,
+                       "quality": vars(quality or QualitySettings()), "min_quality": min_quality}
+    if not result.viewers:
+        return result
+    agg = aggregate(result.viewers, moment_settings.smooth_s)
     if duration is not None:
         agg = agg[agg["time"] < duration]
-    moments = pick_moments(agg, viewers, moment_settings, duration)
-    settings = {"fps": fps, "reaction": vars(reaction_settings), "moments": vars(moment_settings),
-                "model": analyzer.classifier.card.name if analyzer.classifier.card else None}
-    return HighlightsResult(viewers, agg, moments, failures, settings, partial)
+    result.aggregate = agg
+    result.moments = pick_moments(agg, result.viewers, moment_settings, duration)
+    result.groups = group_views(result.viewers, moment_settings, duration)
+    result.differences = compare_groups(result.moments, result.viewers)
+    return result
 
 
-def _unique_names(paths: list[Path]) -> list[str]:
-    names, seen = [], set()
-    for p in paths:
-        name = p.stem
-        while name in seen:
-            name += "_"
-        seen.add(name)
-        names.append(name)
-    return names
+#: With `all_faces`, a person counts as a viewer when seen in this share of the analysed frames.
+ALL_FACES_MIN_SHARE = 0.25
+
+
+def _viewer_signals(viewer: Viewer, table: FaceTable, settings: ReactionSettings,
+                    all_faces: bool) -> list[ViewerSignals]:
+    offset = viewer.offset if viewer.offset is not None else 0.0
+    if not all_faces:
+        signals = viewer_signals(table, offset, viewer.name, settings)
+        found = [signals] if signals.seconds_present > 0 else []
+    else:
+        n_frames = table.rows["frame"].nunique()
+        people = [rows for rows in persons(table.rows)
+                  if len(rows) >= ALL_FACES_MIN_SHARE * n_frames]
+        found = [viewer_signals(table, offset, f"{viewer.name}#{k}", settings, rows)
+                 for k, rows in enumerate(people, 1)]
+        found = [s for s in found if s.seconds_present > 0]
+    return [replace(s, groups=dict(viewer.groups)) for s in found]
+
+
+def _partial_problem(table: FaceTable) -> str:
+    decoded, expected = table.meta.get("frames_decoded"), table.meta.get("frames_expected")
+    if decoded is None:
+        return table.partial
+    of = f" of about {expected}" if expected else ""
+    return f"decoded {decoded}{of} frames; {table.partial}"
 
 
 def snap_moments(moments: list[Moment], content: str | Path) -> list[Moment]:
@@ -145,9 +221,10 @@ def snap_moments(moments: list[Moment], content: str | Path) -> list[Moment]:
 
 def write_highlights(result: HighlightsResult, outdir: str | Path,
                      content: str | Path | None = None, thumbnails: bool = True) -> list[Path]:
-    """moments.csv/.json, signals.csv, aggregate.csv, report.html and (with content)
-    trailer.mp4 in `outdir`, renamed into place together once every one is written (a
-    failure or an interruption leaves an earlier run's files as they were). Returns the paths.
+    """moments.csv/.json, signals.csv, aggregate.csv, report.html, (with groups) groups.csv
+    and (with content) trailer.mp4 in `outdir`, renamed into place together once every one is
+    written (a failure or an interruption leaves an earlier run's files as they were). Returns
+    the paths.
 
     With content, the files hold the moments snapped to its frame grid (`snap_moments`);
     `result` itself is left as it is, so it can be written again (elsewhere, or with other
@@ -164,9 +241,16 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
         "viewers": [{"name": v.name, "path": v.path, "offset": v.offset,
                      "seconds_present": v.seconds_present, "tracks": list(v.track_ids),
                      "baseline": {k: {"median": m, "scale": s} for k, (m, s) in v.baseline.items()},
-                     "valence_arousal": v.va_source} for v in result.viewers],
+                     "valence_arousal": v.va_source, "groups": v.groups,
+                     "quality": v.quality.to_dict() if v.quality else None}
+                    for v in result.viewers],
         "failures": [{"path": p, "problem": e} for p, e in result.failures],
         "partial": [{"path": p, "problem": e} for p, e in result.partial],
+        "settings_differ": [{"path": p, "problem": e} for p, e in result.notes],
+        "excluded": [{"viewer": n, "problem": e} for n, e in result.excluded],
+        "groups": [{"column": g.column, "value": g.value, "viewers": list(g.viewers),
+                    "moments": [m.to_dict() for m in g.moments]} for g in result.groups],
+        "group_differences": [d.to_dict() for d in result.differences],
         "settings": result.settings,
     }
     with FileSet() as files:
@@ -181,6 +265,8 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
         write_json(doc, outdir / "moments.json", put=files.write)
         write_csv(result.signals_table(), outdir / "signals.csv", put=files.write)
         write_csv(result.aggregate.reset_index(), outdir / "aggregate.csv", put=files.write)
+        if result.groups:
+            write_csv(group_curves_table(result.groups), outdir / "groups.csv", put=files.write)
         write_report(result, outdir / "report.html", content, thumbnails, trailer_segments,
                      put=files.write)
     return files.landed

@@ -85,7 +85,9 @@ def aggregate(viewers: list[ViewerSignals], smooth_s: float = 1.0) -> pd.DataFra
     index = pd.RangeIndex(lo, hi + 1, name="step")
 
     def column(name: str) -> pd.DataFrame:
-        return pd.DataFrame({i: v.table[name] for i, v in enumerate(viewers)}).reindex(index)
+        return pd.DataFrame({i: v.table[name] if name in v.table else
+                             pd.Series(np.nan, v.table.index)  # e.g. no attention column
+                             for i, v in enumerate(viewers)}).reindex(index)
 
     intensity, reacting, dominant = column("intensity"), column("reacting"), column("dominant")
     present = intensity.notna()
@@ -98,6 +100,9 @@ def aggregate(viewers: list[ViewerSignals], smooth_s: float = 1.0) -> pd.DataFra
     out["mean_intensity"] = intensity.mean(axis=1)  # NaN where nobody is present
     out["viewers_reacting"] = reacting.sum(axis=1)
     out["share_reacting"] = out["viewers_reacting"] / out["viewers_present"].replace(0, np.nan)
+    # the attention curve: share of frames facing the screen, over the viewers whose
+    # recording covers the step (NaN where the tables carry no head pose)
+    out["attention"] = column("attention").astype(float).mean(axis=1)
     doms, agree = [], []
     for step in index:
         shown = dominant.loc[step][reacting.loc[step]].dropna().tolist()

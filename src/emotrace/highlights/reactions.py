@@ -7,11 +7,14 @@ per-frame analysis of that recording into a per-second table on the *episode's* 
 - which face is the viewer: the most persistent track, extended by later or earlier tracks at
   the same place that never overlap it in time (the viewer left the frame or the tracker lost
   them); every other face (someone walking past) is ignored;
-- per second: `presence` (share of analysed frames with the viewer's face), `expressiveness`
-  (1 - P(neutral)), `valence`, `arousal`, each emotion's mean probability, `change` (total
-  variation between this second's mean distribution and the previous one's) and `dominant`
-  (the most probable non-neutral emotion). A second with the face in fewer than half of its
-  frames is *missing*: its signals are NaN, never zero;
+- per second: `presence` (share of analysed frames with the viewer's face), `attention`
+  (share of analysed frames in which they faced the screen, from the table's `facing`; NaN
+  for a table without head pose), `expressiveness` (1 - P(neutral)), `valence`, `arousal`,
+  each emotion's mean probability, `change` (total variation between this second's mean
+  distribution and the previous one's) and `dominant` (the most probable non-neutral
+  emotion), all over the frames where the viewer faced the screen. A second with such a face
+  in fewer than half of its frames is *missing*: its signals are NaN, never zero, so a viewer
+  who looked away counts neither as calm nor as reacting;
 - each signal normalised against the viewer's own baseline: z = (x - median) / scale, with the
   median and the scaled MAD over all the viewer's seconds (reactions are brief, so the median
   is the viewer's resting face), and a floor on the scale so a very still face does not turn
@@ -32,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from emotrace.highlights.inputs import FaceTable, table_of
+from emotrace.highlights.quality import Quality, QualitySettings, measure
 from emotrace.labels import canonical, va_points
 from emotrace.results import VideoAnalysis, table_tracks
 
@@ -91,38 +96,53 @@ class ViewerSignals:
     baseline: dict[str, tuple[float, float]]  # signal -> (median, scale)
     track_ids: tuple[int, ...]
     va_source: str  # "model" or "class-probability proxy"
+    groups: dict[str, str] = field(default_factory=dict)  # group column -> this viewer's value
+    measures: dict[str, float] = field(default_factory=dict)  # recording quality (`quality`)
+    quality: Quality | None = None  # the grade of `measures` (set by find_highlights)
 
     @property
     def seconds_present(self) -> float:
         return float((~self.table["missing"]).sum())
 
 
-def viewer_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """The viewer's face in each frame: the most persistent track plus non-overlapping tracks
-    at the same place. Returns the face rows (a subset of `df`), sorted by time."""
+def persons(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """The people in a recording, most persistent first: each is a track plus the later or
+    earlier tracks at the same place that never overlap it in time (they left the frame or
+    the tracker lost them). Returns each person's face rows (a subset of `df`), by time."""
     tracks = dict(table_tracks(df))
     if not tracks:
-        return df[df["track_id"] >= 0]
+        return []
     span = {key: (rows["timestamp"].iloc[0], rows["timestamp"].iloc[-1])
             for key, rows in tracks.items()}
     place = {key: (float(((rows["x1"] + rows["x2"]) / 2).median()),
                    float(((rows["y1"] + rows["y2"]) / 2).median()),
                    float((rows["x2"] - rows["x1"]).median())) for key, rows in tracks.items()}
-    order = sorted(tracks, key=lambda key: -len(tracks[key]))  # stable: ties by track id
-    main = order[0]
-    chosen = [main]
-    for key in order[1:]:
-        near = np.hypot(place[key][0] - place[main][0],
-                        place[key][1] - place[main][1]) <= place[main][2]
-        overlaps = any(span[key][0] <= span[c][1] and span[c][0] <= span[key][1]
-                       for c in chosen)
-        if near and not overlaps:
-            chosen.append(key)
-    rows = pd.concat([tracks[key] for key in chosen])
-    # Two faces of chosen tracks in one frame cannot happen (no overlap in time), but keep
-    # the best-scoring one per frame to be safe.
-    best = rows.sort_values("det_score", ascending=False).drop_duplicates("frame")
-    return best.sort_values("timestamp")
+    people: list[list[tuple[str, int]]] = []
+    for key in sorted(tracks, key=lambda key: -len(tracks[key])):  # stable: ties by track id
+        for person in people:
+            anchor = place[person[0]]
+            near = np.hypot(place[key][0] - anchor[0], place[key][1] - anchor[1]) <= anchor[2]
+            overlaps = any(span[key][0] <= span[c][1] and span[c][0] <= span[key][1]
+                           for c in person)
+            if near and not overlaps:
+                person.append(key)
+                break
+        else:
+            people.append([key])
+    out = []
+    for person in people:
+        rows = pd.concat([tracks[key] for key in person])
+        # Two faces of one person's tracks in one frame cannot happen (no overlap in time),
+        # but keep the best-scoring one per frame to be safe.
+        best = rows.sort_values("det_score", ascending=False).drop_duplicates("frame")
+        out.append(best.sort_values("timestamp"))
+    return out
+
+
+def viewer_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The viewer's face in each frame: the most persistent person (`persons`)."""
+    people = persons(df)
+    return people[0] if people else df[df["track_id"] >= 0]
 
 
 def _robust_z(x: pd.Series, floor: float, cap: float) -> tuple[pd.Series, float, float]:
@@ -135,18 +155,33 @@ def _robust_z(x: pd.Series, floor: float, cap: float) -> tuple[pd.Series, float,
 
 
 def viewer_signals(
-    analysis: VideoAnalysis, offset: float = 0.0, name: str | None = None,
-    settings: ReactionSettings | None = None,
+    source: VideoAnalysis | FaceTable, offset: float = 0.0, name: str | None = None,
+    settings: ReactionSettings | None = None, rows: pd.DataFrame | None = None,
 ) -> ViewerSignals:
-    """Per-step signals of the viewer in one analysed reaction recording (see module doc)."""
+    """Per-step signals of the viewer in one reaction recording (see module doc), from its
+    analysis or its face table (the same signals either way); `rows`: the face rows of one
+    person of `persons` (default: the most persistent one)."""
     settings = settings or ReactionSettings()
-    labels = analysis.labels
-    df = analysis.to_pandas()
+    faces = source if isinstance(source, FaceTable) else table_of(source)
+    labels, df = faces.labels, faces.rows
     step = np.floor((df.groupby("frame")["timestamp"].first() + offset) / settings.bin_s)
     frames_per_step = step.value_counts().sort_index()
-    rows = viewer_rows(df).copy()
+    rows = (viewer_rows(df) if rows is None else rows).copy()
     rows["step"] = np.floor((rows["timestamp"] + offset) / settings.bin_s).astype(np.int64)
+    rows, va_source = _face_signals(rows, labels)
+    table = _steps(rows, frames_per_step, settings, list(labels))
+    baseline = _normalise(table, settings)
+    measures = measure(rows, table, df["timestamp"], QualitySettings().max_gap_s)
+    return ViewerSignals(
+        name=name or faces.source, path=faces.source, offset=offset,
+        bin_s=settings.bin_s, labels=labels, table=table, baseline=baseline,
+        track_ids=tuple(int(t) for t in rows["track_id"].unique()), va_source=va_source,
+        measures=measures,
+    )
 
+
+def _face_signals(rows: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.DataFrame, str]:
+    """Valence, arousal (the model's, else the proxy) and expressiveness of every face row."""
     emo = list(labels)
     if "valence" in rows and rows["valence"].notna().any():
         va_source = "model"
@@ -156,13 +191,29 @@ def viewer_signals(
         va_source = "class-probability proxy"
     neutral = [c for c in emo if canonical(c) == "neutral"]
     rows["expressiveness"] = 1.0 - (rows[neutral[0]] if neutral else 0.0)
+    return rows, va_source
 
-    g = rows.groupby("step")
+
+def _steps(rows: pd.DataFrame, frames_per_step: pd.Series, settings: ReactionSettings,
+           emo: list[str]) -> pd.DataFrame:
+    """The per-step table before normalisation: presence, attention, missing, the means of
+    the signals over the frames where the viewer faced the screen, change and dominant."""
     table = pd.DataFrame(index=pd.RangeIndex(int(frames_per_step.index.min()),
                                              int(frames_per_step.index.max()) + 1, name="step"))
     table["time"] = table.index * settings.bin_s
-    table["presence"] = (g.size() / frames_per_step).reindex(table.index).fillna(0.0)
-    table["missing"] = table["presence"] < settings.min_presence
+    table["presence"] = (rows.groupby("step").size() / frames_per_step).reindex(
+        table.index).fillna(0.0)
+    if "facing" in rows and rows["facing"].notna().any():
+        # a viewer looking away is neither calm nor reacting: those frames give no emotion
+        # signal (the step may become missing), but they count for attention (as not facing)
+        rows = rows[rows["facing"].fillna(False).astype(bool)]
+        table["attention"] = (rows.groupby("step").size() / frames_per_step).reindex(
+            table.index).fillna(0.0)
+    else:
+        table["attention"] = np.nan  # a table without head pose: attention unknown
+    seen = (rows.groupby("step").size() / frames_per_step).reindex(table.index).fillna(0.0)
+    table["missing"] = seen < settings.min_presence
+    g = rows.groupby("step")
     means = g[["expressiveness", "valence", "arousal", *emo]].mean().reindex(table.index)
     means.loc[table["missing"].to_numpy()] = np.nan
     table = table.join(means)
@@ -174,7 +225,11 @@ def viewer_signals(
     resting = [c for c in emo if canonical(c) in RESTING]
     active = table[[c for c in emo if c not in resting]]
     table["dominant"] = active.fillna(-1.0).idxmax(axis=1).where(~table["missing"], None)
+    return table
 
+
+def _normalise(table: pd.DataFrame, settings: ReactionSettings) -> dict[str, tuple[float, float]]:
+    """Add the z-scores, `intensity` and `reacting` to `table`; the baseline per signal."""
     baseline = {}
     intensity = pd.Series(0.0, index=table.index)
     for signal in SIGNALS:
@@ -191,8 +246,4 @@ def viewer_signals(
     intensity /= sum(settings.weights.values())
     table["intensity"] = intensity.where(~table["missing"])
     table["reacting"] = table["intensity"] >= settings.react_threshold
-    return ViewerSignals(
-        name=name or analysis.info.path, path=analysis.info.path, offset=offset,
-        bin_s=settings.bin_s, labels=labels, table=table, baseline=baseline,
-        track_ids=tuple(int(t) for t in rows["track_id"].unique()), va_source=va_source,
-    )
+    return baseline

@@ -128,10 +128,22 @@ def write_parquet(df: pd.DataFrame, path: str | Path, put: Put = atomic_write) -
 
 
 def write_json(obj: object, path: str | Path, put: Put = atomic_write) -> Path:
+    """`obj` as strict JSON (NaN and infinities, which JSON has not, become null), atomically."""
     def dump(p: Path) -> None:
-        p.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+        p.write_text(json.dumps(_finite(obj), indent=2, default=_jsonable,
+                                allow_nan=False) + "\n")
 
     return put(path, dump)
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _jsonable(value: object) -> object:

@@ -129,12 +129,15 @@ class Analyzer:
         """Emotions of (N, S, S, 3) uint8 BGR crops, `batch_size` faces per model call."""
         return self.classifier(crops, self.batch_size)
 
-    def measure(self, image: np.ndarray, detections: Detections) -> FaceMeasures:
+    def measure(self, image: np.ndarray, detections: Detections,
+                whole: bool = False) -> FaceMeasures:
         """Head pose (`faces.pose`) and image quality (`faces.quality`) of each face, on the
-        frame as decoded (full size)."""
+        frame as decoded (full size); `whole`: the boxes are whole faces (not extended beyond
+        the frame's edges)."""
         h, w = image.shape[:2]
         pose = self.pose(detections.landmarks, w, h)
-        return FaceMeasures(pose, self.pose.facing(pose), face_quality(image, detections.boxes))
+        return FaceMeasures(pose, self.pose.facing(pose),
+                            face_quality(image, detections.boxes, extend=not whole))
 
     def analyze_frame(self, image: np.ndarray, timestamp: float = 0.0,
                       tracker: IoUTracker | None = None, index: int = 0,
@@ -158,7 +161,7 @@ class Analyzer:
             det = whole_image_detection(array)
             faces = cv2.resize(array, (self.classifier.size,) * 2, interpolation=cv2.INTER_LINEAR)
             frame = FrameAnalysis(0, 0.0, det, self.classify(faces[None]),
-                                  self.measure(array, det))
+                                  self.measure(array, det, whole=True))
         else:
             frame = self.analyze_frame(array, still=True)
         return ImageAnalysis(path, array.shape[1], array.shape[0], frame)

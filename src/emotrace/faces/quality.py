@@ -54,15 +54,19 @@ def _luma_stats(gray: np.ndarray) -> tuple[float, float, float]:
     return float(mean[0, 0]), float(std[0, 0]), float(lap.var())
 
 
-def face_quality(image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+def face_quality(image: np.ndarray, boxes: np.ndarray, extend: bool = True) -> np.ndarray:
     """(N, 5) float32 brightness, contrast, sharpness, size, clipped of (N, 4) x1 y1 x2 y2
-    boxes in an HxWx3 BGR (or HxW gray) image, in `emotrace.face_table.QUALITY_COLUMNS` order."""
+    boxes in an HxWx3 BGR (or HxW gray) image, in `emotrace.face_table.QUALITY_COLUMNS` order.
+
+    `extend`: estimate each face's whole box beyond the frame's edges (`whole_boxes`); False
+    for boxes that are whole as given (an image that is one cropped face).
+    """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     out = np.full((len(boxes), 5), np.nan, np.float32)
     if not len(boxes):
         return out
     h, w = image.shape[:2]
-    whole = whole_boxes(boxes, w, h)
+    whole = whole_boxes(boxes, w, h) if extend else boxes
     area = (np.clip(whole[:, 2] - whole[:, 0], 0, None)
             * np.clip(whole[:, 3] - whole[:, 1], 0, None))
     inside = (np.clip(np.minimum(whole[:, 2], w) - np.maximum(whole[:, 0], 0), 0, None)

@@ -8,17 +8,17 @@ camera), for the image as it is (a mirrored selfie view gives mirrored angles):
 - **roll** > 0: the head tilts towards the person's left shoulder: the line from their right
   eye (image left) to their left eye turns clockwise on the screen.
 
-All three are 0 for a face looking straight along the camera's axis, and a mirrored image gives
--yaw, the same pitch and -roll. They are the head's rotation against the camera's axis, not
-against the line of sight: a face near the image's edge looking at the camera reads a few
-degrees off 0. The camera is assumed ideal, with a focal length of the image's longer side in
+All three are 0 for a face looking straight at the camera, and a mirrored image gives -yaw, the
+same pitch and -roll. They are the head's rotation against the line of sight from the camera to
+the face (`towards_line_of_sight`), not against the camera's axis, so a viewer near the image's
+edge who looks at the camera reads 0 too. The camera is assumed ideal, with a focal length of the image's longer side in
 pixels (about 53 degrees across that side) and the principal point in the image's middle.
 
 The 3D face is in cm, origin between the eyes: its x and y come from the ArcFace 5-point
 template (the average layout of these landmarks on frontal faces, scaled to a 6.3 cm distance
 between the eyes), its depths from MediaPipe's canonical face mesh (nose tip 3.5 cm in front of
 the eyes, mouth corners 0.3 cm). Yaw and pitch scale with the nose's depth, so on a face whose
-nose differs from the average they are off by the same factor; `measure_pose` in
+nose differs from the average they are off by the same factor;
 scripts/pose_measurements.py measures how they behave on real frames (docs/pose.md).
 """
 

@@ -11,8 +11,9 @@ camera), for the image as it is (a mirrored selfie view gives mirrored angles):
 All three are 0 for a face looking straight at the camera, and a mirrored image gives -yaw, the
 same pitch and -roll. They are the head's rotation against the line of sight from the camera to
 the face (`towards_line_of_sight`), not against the camera's axis, so a viewer near the image's
-edge who looks at the camera reads 0 too. The camera is assumed ideal, with a focal length of the image's longer side in
-pixels (about 53 degrees across that side) and the principal point in the image's middle.
+edge who looks at the camera reads 0 too. The camera is assumed ideal, with a focal length of
+the image's longer side in pixels (about 53 degrees across that side) and the principal point
+in the image's middle.
 
 The 3D face is in cm, origin between the eyes: its x and y come from the ArcFace 5-point
 template (the average layout of these landmarks on frontal faces, scaled to a 6.3 cm distance

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "emotrace"
 
 LAYERS: list[set[str]] = [
-    {"errors", "labels", "results", "models"},  # the core: types and the model registry
+    {"errors", "labels", "results", "face_table", "models"},  # the core: types, table, registry
     {"faces", "media"},  # per-face stages, reading video and sound
     {"pipeline", "smooth"},  # the per-frame engine and time smoothing
     {"outputs"},  # files, tables, plots, annotated video, submission

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 import pytest
 
 httpx = pytest.importorskip("httpx")
@@ -118,6 +120,8 @@ def test_video_job_from_submission_to_result(served, happy, pyfeat_dir):
     assert job["progress"]["frames_done"] == 72
     res = job["results"]
     assert (res["frames"], res["faces"], res["rows"], res["tracks"]) == (72, 72, 72, 1)
+    assert (res["partial"], res["partial_reason"]) == (False, "")
+    assert (res["frames_decoded"], res["frames_expected"]) == (72, 72)
     # the upload is gone with its job; the results are files in the server's folder
     assert not any((served.folder / "uploads").iterdir())
     kept = served.folder / "results" / job["id"]
@@ -165,6 +169,24 @@ def test_a_poll_is_status_and_progress_and_the_table_comes_in_pages(served, styl
     r = httpx.get(f"{server}{job['results']['links']['faces']}?limit=100000", headers=HEADERS,
                   timeout=10)
     assert r.status_code == 422 and "detail" in r.json()
+
+
+def test_a_partial_recording_is_done_and_says_so(served, pyfeat_dir):
+    """A recording whose tail is lost (the last 40% of the bytes of one with its index first)
+    is analysed as far as it decodes, and its job says it is partial, as `video` does."""
+    data = (pyfeat_dir / "WolfgangLanger_Pexels.mp4").read_bytes()
+    r = httpx.post(f"{served.url}/v1/videos", headers=HEADERS, timeout=30, data={"fps": "2"},
+                   files=[("file", ("lid_closed.mp4", data[: len(data) * 6 // 10], "video/mp4"))])
+    job = wait_job(f"{served.url}{r.json()['url']}", HEADERS)
+    assert job["status"] == "done", job
+    res = job["results"]
+    assert res["partial"] is True and res["partial_reason"] == "the stream ends at 12.0 s of 19.7 s"
+    assert (res["frames_decoded"], res["frames_expected"]) == (288, 472)
+    assert res["frames"] == job["progress"]["frames_done"] == 24  # 12 s at 2 per second
+    parquet = httpx.get(f"{served.url}{res['links']['parquet']}", headers=HEADERS, timeout=10)
+    table = pd.read_parquet(io.BytesIO(parquet.content))
+    assert table.attrs["partial"] is True and table.attrs["frames_decoded"] == 288
+    assert len(table) == 24
 
 
 def test_broken_video_job_fails_cleanly(served, bad_videos):

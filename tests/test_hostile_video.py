@@ -1,5 +1,6 @@
-"""Hostile recordings (issue 15, problems 1 and 3): phone videos stored sideways with a display
-rotation are analysed upright, and a recording whose tail is lost keeps the frames that decode.
+"""Hostile recordings (issue 15, problems 1 and 3): phone videos stored sideways or mirrored with
+a display matrix are analysed as they are shown, and a recording whose tail is lost keeps the
+frames that decode.
 
 Every input is made here from the shared clips: rotated with FFmpeg (the imageio-ffmpeg binary,
 a dependency) or PyAV, truncated by cutting bytes.
@@ -12,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from typer.testing import CliRunner
 from emotrace.cli import app
 from emotrace.errors import InputError
 from emotrace.media.decode import FrameReader, probe
+from emotrace.media.orientation import Orientation, from_matrix
 
 
 def _ffmpeg(*args: str) -> None:
@@ -108,6 +111,92 @@ def test_phone_recording_is_analysed_upright(tmp_path, pyfeat_dir):
     with av.open(str(out / "phone.annotated.mp4")) as annotated:
         stream = annotated.streams.video[0]
         assert (stream.codec_context.width, stream.codec_context.height) == (width, height)
+
+
+# -- 1b. mirrored display matrices ---------------------------------------------------------
+ONE = 1 << 16  # 1.0 in the matrix's 16.16 fixed point
+
+
+def matrix(a: float, b: float, c: float, d: float) -> list[int]:
+    """A display matrix with 2x2 part (a, b, c, d), in FFmpeg's 9-int layout."""
+    return [round(a * ONE), round(b * ONE), 0, round(c * ONE), round(d * ONE), 0, 0, 0, 1 << 30]
+
+
+@pytest.mark.parametrize(("m", "expected", "mirrored"), [
+    (matrix(1, 0, 0, 1), Orientation(), False),
+    (matrix(-1, 0, 0, 1), Orientation(flip_cols=True), True),  # mirrored left-right
+    (matrix(1, 0, 0, -1), Orientation(flip_rows=True), True),  # mirrored top-bottom
+    (matrix(-1, 0, 0, -1), Orientation(flip_rows=True, flip_cols=True), False),  # half turn
+    (matrix(0, -1, 1, 0), Orientation(True, flip_rows=True), False),  # 90 counter-clockwise
+    (matrix(0, 1, -1, 0), Orientation(True, flip_cols=True), False),  # 90 clockwise
+    (matrix(0, -1, -1, 0), Orientation(True, True, True), True),  # 90 and mirrored
+    (matrix(0, 1, 1, 0), Orientation(True), True),  # 270 and mirrored: a transpose
+    (matrix(0.8, -0.6, 0.6, 0.8), Orientation(), False),  # 37 degrees: the nearest, none
+    (matrix(-2, 0, 0, 2), Orientation(flip_cols=True), True),  # scaled: the scale ignored
+    (matrix(0, 0, 0, 0), Orientation(), False),  # degenerate: left alone
+])
+def test_a_display_matrix_is_a_turn_and_a_mirror(m, expected, mirrored):
+    assert from_matrix(m) == expected and expected.mirrored == mirrored
+
+
+def ffmpeg_shows(path: Path) -> np.ndarray:
+    """The first frame as FFmpeg itself shows it (its player applies the display matrix)."""
+    import imageio_ffmpeg
+
+    png = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path),
+                          "-frames:v", "1", "-f", "image2pipe", "-vcodec", "png", "-"],
+                         capture_output=True, check=True).stdout
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+@pytest.mark.parametrize("m", [matrix(-1, 0, 0, 1), matrix(1, 0, 0, -1), matrix(0, -1, -1, 0),
+                               matrix(0, 1, 1, 0), matrix(0, -1, 1, 0)],
+                         ids=["hflip", "vflip", "rot90-hflip", "rot270-hflip", "rot90"])
+def test_frames_are_shown_as_ffmpeg_shows_them(tmp_path, m):
+    """A 48x64 clip with a red corner at the top left of a white top band: which way up and
+    which way round it comes is decided by the matrix; FFmpeg's own decode is the reference.
+    (A mirrored matrix was read as a half turn: frames mirrored left-right came upside down.)"""
+    path = tmp_path / "mirrored.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 48, 64, "yuv444p"
+        stream.options = {"preset": "ultrafast", "qp": "0"}
+        stream.set_display_matrix(m)
+        image = np.zeros((64, 48, 3), np.uint8)
+        image[:16], image[:16, :12] = 255, (0, 0, 255)
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    shown = ffmpeg_shows(path)
+    frames = list(FrameReader(path))
+    assert len(frames) == 3 and frames[0].image.shape == shown.shape
+    assert np.abs(frames[0].image.astype(int) - shown).max() <= 2
+    assert (probe(path).height, probe(path).width) == shown.shape[:2]
+
+
+@pytest.mark.slow
+def test_a_mirrored_recording_is_analysed_as_it_is_shown(tmp_path, pyfeat_dir):
+    """single_face.mp4 stored mirrored with a display matrix that mirrors it back (as some
+    front cameras and editors write): analysed as the original. Read as a half turn before,
+    its frames came upside down: 62 of 72 face rows `neutral`, the track `neutral`."""
+    source = pyfeat_dir / "single_face.mp4"
+    stored = tmp_path / "stored.mp4"
+    _ffmpeg("-i", str(source), "-vf", "hflip", "-an", "-c:v", "libx264", "-preset",
+            "ultrafast", "-crf", "18", str(stored))
+    selfie = tmp_path / "selfie.mp4"
+    _ffmpeg("-display_hflip", "-i", str(stored), "-c", "copy", str(selfie))
+    out = tmp_path / "out"
+    run = CliRunner().invoke(app, ["video", str(source), str(selfie), "-o", str(out), "-q"])
+    assert run.exit_code == 0, run.output
+    original = pd.read_parquet(out / "single_face.faces.parquet").set_index("frame")
+    shown = pd.read_parquet(out / "selfie.faces.parquet").set_index("frame")
+    assert len(shown) == 72 and (shown["face"] == 0).all()
+    assert (shown["emotion"] == original["emotion"]).mean() > 0.9
+    for column in ("x1", "y1", "x2", "y2"):
+        assert (shown[column] - original[column]).abs().median() < 4, column
+    assert pd.read_csv(out / "selfie.tracks.csv")["dominant"].tolist() == ["happy"]
 
 
 # -- 3. a lost tail ------------------------------------------------------------------------

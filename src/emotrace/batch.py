@@ -45,7 +45,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from emotrace import models
-from emotrace.errors import InputError
+from emotrace.errors import InputError, path_text
 from emotrace.outputs.files import write_csv, write_parquet
 
 ENGINES = ("local", "ray")
@@ -89,11 +89,20 @@ def collect_inputs(inputs: Iterable[str | Path], suffixes: set[str]) -> list[Pat
             found.append(item)
     seen, out = set(), []
     for p in found:
-        resolved = p.resolve()
+        resolved = _resolved(p)
         if resolved not in seen:
             seen.add(resolved)
             out.append(resolved)
     return out
+
+
+def _resolved(path: Path) -> Path:
+    """`path` with its symbolic links resolved; one that loops, as given (made absolute): its
+    task then fails with a line saying so, instead of the whole batch with RuntimeError."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13, OSError after
+        return Path(os.path.abspath(path))
 
 
 def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,
@@ -102,7 +111,7 @@ def make_jobs(paths: list[Path], outdir: Path, fps: float | None, model: str,
     root = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path()
     jobs = []
     for p in paths:
-        key = p.relative_to(root).as_posix()
+        key = path_text(p.relative_to(root).as_posix())  # a name Arrow and CSV can hold
         try:
             st = p.stat()
             size, mtime_ns = st.st_size, st.st_mtime_ns
@@ -130,16 +139,15 @@ def _analyzer(model: str, threads: int):
 def run_job(job: Job) -> dict:
     """Analyse one recording and write its Parquet file; never raises for bad input."""
     started = time.perf_counter()
-    record = {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
-              "mtime_ns": job.mtime_ns, "worker": f"{socket.gethostname()}:{os.getpid()}",
-              "fps": job.fps, "model": job.model}
+    record = {"key": job.key, "path": path_text(job.path), "output": job.output,
+              "size": job.size, "mtime_ns": job.mtime_ns,
+              "worker": f"{socket.gethostname()}:{os.getpid()}", "fps": job.fps,
+              "model": job.model}
     try:
         analysis = _analyzer(job.model, job.threads).analyze_video(job.path, fps=job.fps,
                                                                    progress=False)
         df = analysis.to_pandas()
-        df.attrs.update(partial=bool(analysis.partial), partial_reason=analysis.partial,
-                        frames_decoded=analysis.frames_decoded,
-                        frames_expected=analysis.frames_expected)
+        df.attrs.update(analysis.completeness())
         write_parquet(df, job.output)
         record.update(status="partial" if analysis.partial else "done",
                       reason=analysis.partial_problem(), frames=len(analysis.frames),
@@ -225,7 +233,7 @@ def ray_failure(exc: BaseException) -> str:
 
 
 def _failed(job: Job) -> dict:
-    return {"key": job.key, "path": job.path, "output": job.output, "size": job.size,
+    return {"key": job.key, "path": path_text(job.path), "output": job.output, "size": job.size,
             "mtime_ns": job.mtime_ns, "status": "failed", "worker": "", "elapsed": 0.0,
             "fps": job.fps, "model": job.model,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -278,7 +286,7 @@ def adopt_legacy_records(previous: dict[str, dict], jobs: list[Job]) -> dict[str
         old = legacy_key(job.key)
         rec = previous.get(old)
         if (old == job.key or job.key in previous or rec is None or old_keys[old] > 1
-                or str(rec["path"]) != job.path):
+                or str(rec["path"]) != path_text(job.path)):
             continue
         del out[old]
         if rec["status"] in KEPT and Path(str(rec["output"])).is_file():

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emotrace.errors import path_text
+
 #: YuNet's landmark order (subject's right eye is on the image's left).
 LANDMARK_NAMES = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
 BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
@@ -282,8 +284,8 @@ def frames_to_pandas(source: str, frames: list[FrameAnalysis],
                 has_va = True
                 va[span, 0], va[span, 1] = f.emotions.valence, f.emotions.arousal
         row = span.stop
-    df = pd.DataFrame({"source": source, "frame": frame_idx, "timestamp": ts, "face": face,
-                       "track_id": track})
+    df = pd.DataFrame({"source": path_text(source), "frame": frame_idx, "timestamp": ts,
+                       "face": face, "track_id": track})
     df[BOX_COLUMNS] = boxes
     df["det_score"] = scores
     df[LANDMARK_COLUMNS] = lms
@@ -354,6 +356,13 @@ class VideoAnalysis:
     def frames_expected(self) -> int:
         """The frame count the header promised (0 when it did not say)."""
         return self.info.n_frames
+
+    def completeness(self) -> dict:
+        """`partial` (bool), `partial_reason` ("" for a whole video), `frames_decoded` and
+        `frames_expected`: what every output of a video (table metadata, track summary, batch
+        manifest, API job) says of how much of it was analysed."""
+        return {"partial": bool(self.partial), "partial_reason": self.partial,
+                "frames_decoded": self.frames_decoded, "frames_expected": self.frames_expected}
 
     def partial_problem(self) -> str:
         """`decoded N of about M frames: <why>`, or "" for a whole video."""

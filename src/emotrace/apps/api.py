@@ -2,7 +2,8 @@
 
     POST /v1/images          multipart `files` (one or many) -> faces per image, at once
     POST /v1/videos          multipart `file` (+ `fps`)      -> 202 and a job id (429: queue full)
-    GET  /v1/jobs/{id}       status and progress; once done the counts and the links below
+    GET  /v1/jobs/{id}       status and progress; once done the counts (`partial` and its
+                             reason for a recording analysed as far as it decoded), the links
     GET  /v1/jobs/{id}/faces?offset=&limit=                  the per-face table, a page of rows
     GET  /v1/jobs/{id}/tracks                                the track summary
     GET  /v1/jobs/{id}/faces.csv | faces.parquet             the per-face table, as a file

@@ -4,7 +4,10 @@ A job is an uploaded video in the server folder's `uploads/` (removed when the j
 failed) and, once done, `results/<id>/`: the per-face table as `faces.parquet` (row groups of
 `PAGE_ROWS`, so a page reads one or two of them) and `faces.csv`, and the track summary as
 `tracks.json`. Nothing of a table stays in memory: a poll answers status and progress, a page
-reads its rows from the Parquet file, a download sends the file.
+reads its rows from the Parquet file, a download sends the file. A recording whose tail is
+lost, or whose decoding breaks part way, is analysed as far as it decodes and its job is done,
+marked partial: its results say `partial`, `partial_reason`, `frames_decoded` and
+`frames_expected` (so does faces.parquet's metadata), as `emotrace video` and `batch` do.
 
 The queue holds at most `max_queued` jobs waiting (`QueueFull` beyond: the API's 429). Finished
 jobs are forgotten, their results removed, `keep_s` seconds after they finished, or when more
@@ -54,7 +57,9 @@ class Job:
     error: str = ""
     created: float = field(default_factory=time.time)
     finished: float | None = None
-    counts: dict = field(default_factory=dict)  # frames, faces, rows, tracks once done
+    # once done: frames, faces, rows, tracks, and partial, partial_reason, frames_decoded,
+    # frames_expected (a recording whose tail is lost is analysed as far as it decodes)
+    counts: dict = field(default_factory=dict)
     results: Path | None = None  # the folder of its files once done
 
     def public(self) -> dict:
@@ -166,6 +171,7 @@ class Jobs:
         result = analyzer.analyze_video(job.path, fps=job.fps, progress=False, on_frame=count)
         job.frames_total = job.frames_done  # the estimate from the header, made exact
         table = result.to_pandas().assign(source=job.filename)
+        table.attrs.update(result.completeness())  # kept in faces.parquet, as `video` does
         out = self.folder / "results" / job.id
         atomic_write(out / "faces.parquet",
                      lambda p: table.to_parquet(p, index=False, row_group_size=PAGE_ROWS))
@@ -174,7 +180,7 @@ class Jobs:
         write_json(json.loads(tracks.to_json(orient="records")), out / "tracks.json")
         job.counts = {"frames": int(table["frame"].nunique()),
                       "faces": int((table["face"] >= 0).sum()), "rows": len(table),
-                      "tracks": len(tracks)}
+                      "tracks": len(tracks), **result.completeness()}
         job.results, job.status = out, "done"
 
     # --- results -----------------------------------------------------------------------------

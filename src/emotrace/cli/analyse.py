@@ -21,7 +21,7 @@ from emotrace.cli.options import (
     analyzer,
     collect,
 )
-from emotrace.errors import InputError
+from emotrace.errors import InputError, path_text
 from emotrace.models import DEFAULT_CLASSIFIER
 
 MinFaceOpt = Annotated[int, typer.Option(help="Ignore faces smaller than this (pixels)."),
@@ -114,7 +114,7 @@ def video_cmd(
     failures = Failures()
     stems: set[str] = set()
     for path in paths:
-        stem = path.stem
+        stem = path_text(path.stem)  # as the outputs will be named
         while stem in stems:  # two inputs with one name: keep both
             stem += "_"
         stems.add(stem)

@@ -26,7 +26,7 @@ from typing import Annotated, NoReturn, TypeVar
 import typer
 
 from emotrace.cli.options import Bounds, Output
-from emotrace.errors import EmotraceError, InputError
+from emotrace.errors import EmotraceError, InputError, path_text
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -140,7 +140,7 @@ class Failures:
     def partial(self, path: object, problem: str) -> None:
         """`path` gave only part of itself (`problem` says how); its results were kept."""
         self.partials += 1
-        typer.echo(f"partial: {path}: {problem}", err=True)
+        typer.echo(f"partial: {path_text(str(path))}: {problem}", err=True)
 
     @contextmanager
     def per_file(self) -> Iterator[None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from emotrace.cli.options import (
     QuietOpt,
 )
 from emotrace.models import DEFAULT_CLASSIFIER
+
+if TYPE_CHECKING:
+    from emotrace.highlights import HighlightsResult
 
 
 def highlights_cmd(
@@ -90,6 +93,19 @@ def highlights_cmd(
     result = find_highlights(people, offset_values, fps=fps, moment_settings=settings,
                              duration=duration, progress=not quiet, engine=batch, model=model,
                              all_faces=all_faces, min_quality=min_quality)
+    failures = _summary(result, min_quality)
+    if not result.viewers:
+        fail("no recording could be used; no highlights written", 1)
+    written = write_highlights(result, outdir, content, embed_limit_mb=embed_content_mb)
+    typer.echo(result.moments_table().to_string(index=False, float_format=lambda x: f"{x:.2f}")
+               if result.moments else "no moment stood out above the viewers' baselines")
+    typer.echo(f"{len(result.viewers)} viewers, {len(result.moments)} moments -> "
+               f"{', '.join(str(p) for p in written)}", err=True)
+    failures.exit_if_any(len(people), "recordings")
+
+
+def _summary(result: HighlightsResult, min_quality: str | None) -> Failures:
+    """The per-recording lines on stderr (failed, partial, settings, quality, left out)."""
     failures = Failures()
     for path, problem in result.failures:
         failures.add(f"{path}: {problem}")
@@ -99,15 +115,8 @@ def highlights_cmd(
         typer.echo(f"note: {path}: settings differ: {problem}", err=True)
     for v in result.viewers:
         if v.quality and v.quality.grade != "good":
-            typer.echo(f"quality: {v.name}: {v.quality.grade} ({'; '.join(v.quality.reasons)})",
-                       err=True)
+            reasons = "; ".join(v.quality.reasons)
+            typer.echo(f"quality: {v.name}: {v.quality.grade} ({reasons})", err=True)
     for name, problem in result.excluded:
         typer.echo(f"left out: {name}: {problem} (below --min-quality {min_quality})", err=True)
-    if not result.viewers:
-        fail("no recording could be used; no highlights written", 1)
-    written = write_highlights(result, outdir, content, embed_limit_mb=embed_content_mb)
-    typer.echo(result.moments_table().to_string(index=False, float_format=lambda x: f"{x:.2f}")
-               if result.moments else "no moment stood out above the viewers' baselines")
-    typer.echo(f"{len(result.viewers)} viewers, {len(result.moments)} moments -> "
-               f"{', '.join(str(p) for p in written)}", err=True)
-    failures.exit_if_any(len(people), "recordings")
+    return failures

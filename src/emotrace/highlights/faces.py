@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emotrace import batch
-from emotrace.errors import InputError
+from emotrace.errors import InputError, path_text
 from emotrace.highlights.inputs import FaceTable, Viewer, read_face_table, table_of
 from emotrace.pipeline import Analyzer
 
@@ -88,7 +88,7 @@ def _through_batch(paths: list[Path], fps: float | None, model: str, engine: Bat
         if path in missing:
             out.append(missing[path])
             continue
-        record = records.get(str(path.resolve()))
+        record = records.get(path_text(path.resolve()))
         if record is None or record["status"] not in batch.KEPT:
             out.append(str(record["reason"]) if record else "not analysed")
             continue

@@ -5,8 +5,9 @@ the analysis and memory does not grow with the video's length. Timestamps are ea
 presentation time (pts x time base) relative to the stream's start, so variable frame rate
 video keeps its real timing.
 
-Frames come upright: a stream stored sideways with a display rotation (as phones record) is
-turned as its display matrix says, and `probe` reports the upright width and height. A stream
+Frames come as they are to be shown: a stream stored sideways or mirrored with a display matrix
+(as phones record) is turned and mirrored as the matrix says (media/orientation.py), and
+`probe` reports the shown width and height. A stream
 that ends before its header says, or whose decoding fails part way, gives the frames that did
 decode and says so in `FrameReader.partial`; only a file with no decodable frame is refused.
 """
@@ -19,22 +20,24 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
-import cv2
 import numpy as np
 
 from emotrace.errors import InputError
+from emotrace.media.orientation import UPRIGHT, Orientation, from_matrix, from_rotation
+from emotrace.media.paths import path_problem
 from emotrace.results import VideoInfo
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"}
 
 
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if not path.is_file():
-        raise InputError(path, "not a file")
+    if problem := path_problem(path):
+        raise InputError(path, problem)
+    if path.stat().st_size == 0:
+        raise InputError(path, "not a readable video: empty (0 bytes)")
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:
@@ -45,9 +48,23 @@ def _open(path: Path) -> av.container.InputContainer:
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror or exc})") from None
     if not container.streams.video:
+        audio = bool(container.streams.audio)
         container.close()
-        raise InputError(path, "has no video stream")
+        raise InputError(path, "has no video stream" + (" (only sound)" if audio else ""))
+    if _is_still_image(container):
+        codec = container.streams.video[0].codec_context.name
+        kind = {"mjpeg": "JPEG"}.get(codec, codec.upper())
+        container.close()
+        raise InputError(path, f"is a still image ({kind}), not a video; `emotrace images` "
+                               "reads it")
     return container
+
+
+def _is_still_image(container: av.container.InputContainer) -> bool:
+    """FFmpeg opens a photo (whatever its name says) as a one-frame "image sequence": its
+    image2 demuxer, or a `<codec>_pipe` one when it sniffs the format from the bytes."""
+    name = container.format.name
+    return name in ("image2", "image2pipe") or name.endswith("_pipe")
 
 
 def probe(path: str | Path) -> VideoInfo:
@@ -55,43 +72,39 @@ def probe(path: str | Path) -> VideoInfo:
     when it is not one."""
     path = Path(path)
     with _open(path) as container:
-        return _info(path, container, display_rotation(container))
+        return _info(path, container, display_orientation(container))
 
 
-_TURNS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
-
-
-def display_rotation(container: av.container.InputContainer) -> int:
-    """Degrees (0, 90, 180 or 270, counter-clockwise) by which the video stream's frames must
-    be turned to be upright: its display matrix (read from the first frame, so this consumes
-    it: use a container of its own), else an old file's `rotate` tag (clockwise degrees)."""
+def display_orientation(container: av.container.InputContainer) -> Orientation:
+    """How the video stream's frames are to be shown (media/orientation.py): its display
+    matrix, turn and mirror (read from the first frame, so this consumes it: use a container
+    of its own), else an old file's `rotate` tag (clockwise degrees)."""
     stream = container.streams.video[0]
-    degrees = 0.0
     try:
         frame = next(container.decode(stream), None)
-        if frame is not None:
-            degrees = float(frame.rotation)
     except (av.error.FFmpegError, ValueError):
-        pass  # no first frame: reading the frames will say why
-    if not degrees and (tag := stream.metadata.get("rotate")):
+        frame = None  # no first frame: reading the frames will say why
+    sides: Any = frame.side_data if frame is not None else {}  # (its stub knows one key)
+    matrix = bytes(sides["DISPLAYMATRIX"]) if "DISPLAYMATRIX" in sides else b""
+    if len(matrix) == 36:  # 9 int32
+        shown = from_matrix(np.frombuffer(matrix, np.int32).tolist())
+        if shown != UPRIGHT:
+            return shown
+    if tag := stream.metadata.get("rotate"):
         try:
-            degrees = -float(tag)
+            return from_rotation(-float(tag))
         except ValueError:
             pass
-    return 90 * (round(degrees / 90) % 4)
+    return UPRIGHT
 
 
-def upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """`image` turned counter-clockwise by `rotation` degrees (a multiple of 90)."""
-    turn = _TURNS.get(rotation // 90 % 4)
-    return cv2.rotate(image, turn) if turn is not None else image
-
-
-def _info(path: Path, container: av.container.InputContainer, rotation: int = 0) -> VideoInfo:
+def _info(path: Path, container: av.container.InputContainer,
+          orientation: Orientation = UPRIGHT) -> VideoInfo:
     stream = container.streams.video[0]
     ctx = stream.codec_context
-    width, height = (int(ctx.height), int(ctx.width)) if rotation % 180 else (int(ctx.width),
-                                                                              int(ctx.height))
+    width, height = int(ctx.width), int(ctx.height)
+    if orientation.swaps_sides:
+        width, height = height, width
     fps = float(stream.average_rate or stream.guessed_rate or 0.0)
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
@@ -116,7 +129,7 @@ class Frame:
 
 class FrameReader:
     """Iterate the frames of a video (all, or sampled at `fps` per second), decoded ahead,
-    each upright (the stream's display rotation applied).
+    each as it is to be shown (the stream's display matrix applied: turn and mirror).
 
     After iteration, `frames_decoded` says how many frames the stream gave, and `partial`
     why the stream gave fewer than its header promised ("" when it did not): it ended early
@@ -133,9 +146,9 @@ class FrameReader:
         self.fps = fps
         self.prefetch = prefetch
         with _open(self.path) as first:
-            self.rotation = display_rotation(first)
+            self.orientation = display_orientation(first)
         self._container = _open(self.path)
-        self.info = _info(self.path, self._container, self.rotation)
+        self.info = _info(self.path, self._container, self.orientation)
         self.frames_decoded = 0
         self.last_timestamp = 0.0
         self.partial = ""
@@ -166,7 +179,7 @@ class FrameReader:
                     if t + 1e-6 < next_t:
                         continue  # not sampled: skip the costly conversion to an array
                     next_t += 1.0 / self.fps * max(1, int((t - next_t) * self.fps) + 1)
-                image = upright(frame.to_ndarray(format="bgr24"), self.rotation)
+                image = self.orientation.apply(frame.to_ndarray(format="bgr24"))
                 out.put(Frame(index, t, image))
             out.put(self._END)
         except av.error.FFmpegError as exc:

@@ -18,8 +18,11 @@ import numpy as np
 from PIL import Image
 
 from emotrace.errors import InputError
+from emotrace.media.paths import path_problem
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+# .gif: OpenCV decodes a GIF's first frame (an animated one's others: `emotrace video` reads
+# them all, with their own delays as timestamps)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 MAX_PIXELS = 50_000_000  # the default cap: 50 megapixels (a 8660x5773 photo; phones give 12-50)
 NOT_AN_IMAGE = "not a readable image (empty, truncated or not an image format)"
 
@@ -56,13 +59,36 @@ def check_pixels(source: str | Path | bytes, name: str | Path,
                                "allowed; not decoded")
 
 
+# A format's signature, and the marker its last part holds: a file with the first and without
+# the second anywhere was cut short. (A JPEG may carry a thumbnail with its own end marker, so
+# a marker found proves nothing there; a PNG has exactly one IEND.)
+_END_MARKERS = {"PNG": (b"\x89PNG\r\n\x1a\n", b"IEND"), "JPEG": (b"\xff\xd8\xff", b"\xff\xd9")}
+
+
+def _cut_short(buffer: np.ndarray, kind: str) -> bool:
+    signature, end = _END_MARKERS[kind]
+    data = buffer.data
+    if bytes(data[: len(signature)]) != signature:
+        return False
+    return end not in bytes(data[-4096:]) and end not in bytes(data)
+
+
 def _decode(buffer: np.ndarray, name: str | Path) -> np.ndarray:
+    if not buffer.size:
+        raise InputError(name, "not a readable image: empty (0 bytes)")
+    # said before OpenCV is asked: libpng would print its own line to stderr first
+    if _cut_short(buffer, "PNG"):
+        raise InputError(name, "not a readable image: a truncated PNG (its IEND chunk, the "
+                               "end, is missing)")
     try:
-        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     except cv2.error as exc:
         problem = " ".join(str(exc).split()).split(" error: ", 1)[-1]  # no source location
         raise InputError(name, f"cannot be decoded (OpenCV: {problem})") from None
     if image is None:
+        if _cut_short(buffer, "JPEG"):
+            raise InputError(name, "not a readable image: a truncated JPEG (its end-of-image "
+                                   "marker is missing)")
         raise InputError(name, NOT_AN_IMAGE)
     return image
 
@@ -79,8 +105,8 @@ def read_image(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> np.ndar
     """A BGR uint8 image; `InputError` naming the file if it is missing, not an image, or over
     `max_pixels` (default 50 megapixels; None: no cap), refused before decoding."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "no such file" if not path.exists() else "not a file")
+    if problem := path_problem(path):
+        raise InputError(path, problem)
     check_pixels(path, path, max_pixels)
     try:
         data = np.fromfile(path, dtype=np.uint8)

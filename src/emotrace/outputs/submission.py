@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from emotrace.errors import InputError
+from emotrace.errors import InputError, path_text
 from emotrace.labels import SUBMISSION9, remap_probs
 from emotrace.results import ImageAnalysis
 
@@ -30,12 +30,12 @@ def submission_rows(results: Iterable[ImageAnalysis | InputError]) -> pd.DataFra
             continue
         frame = result.frame
         if len(frame) == 0:
-            rows.append((result.path, NO_FACE))
+            rows.append((path_text(result.path), NO_FACE))
             continue
         best = int(frame.detections.scores.argmax()) if len(frame) > 1 else 0
         probs = remap_probs(frame.emotions.probs[best : best + 1], frame.emotions.labels,
                             SUBMISSION9)
-        rows.append((result.path, SUBMISSION9[int(probs.argmax())]))
+        rows.append((path_text(result.path), SUBMISSION9[int(probs.argmax())]))
     return pd.DataFrame(rows, columns=["image_path", "emotion"])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from emotrace.errors import path_text
 from emotrace.outputs.annotate import VideoWriter, draw
 from emotrace.outputs.files import write_csv, write_parquet
 from emotrace.outputs.plots import plot_timeline
@@ -40,7 +41,7 @@ def analyze_video_to_dir(
     tables and plot (the raw label stays in `emotion_raw`); the annotated video, drawn while
     streaming, shows the raw labels.
     """
-    stem = stem or path.stem
+    stem = path_text(stem or path.stem)  # a name Arrow can write (see errors.path_text)
     writer = None
     on_frame = None
     if annotate:
@@ -67,8 +68,8 @@ def analyze_video_to_dir(
         raise
     speed = len(result.frames) / result.elapsed if result.elapsed else 0.0
     return VideoSummary(
-        f"{path}: {len(result.frames)} frames analysed ({result.frames_decoded} decoded), "
-        f"{n_faces} face rows, {n_tracks} tracks, {speed:.1f} frames/s -> "
+        f"{path_text(path)}: {len(result.frames)} frames analysed ({result.frames_decoded} "
+        f"decoded), {n_faces} face rows, {n_tracks} tracks, {speed:.1f} frames/s -> "
         f"{outdir}/{{{', '.join(p.name for p in written)}}}", result.partial_problem())
 
 
@@ -86,11 +87,11 @@ def _write_tables(result: VideoAnalysis, outdir: Path, stem: str, smooth: str,
     # the probabilities of a smoothed table are not the model's: say so with the table
     meta["settings"]["smooth"] = None if smooth == "none" else [smooth, smooth_param]
     df.attrs[TABLE_META] = meta
-    completeness = {"partial": bool(result.partial), "frames_decoded": result.frames_decoded,
-                    "frames_expected": result.frames_expected}
-    df.attrs.update(completeness, partial_reason=result.partial)  # kept in the Parquet file
+    completeness = result.completeness()
+    df.attrs.update(completeness)  # kept in the Parquet file
     written.append(write_parquet(df, outdir / f"{stem}.faces.parquet"))
     written.append(write_csv(df, outdir / f"{stem}.faces.csv"))
+    del completeness["partial_reason"]  # the track summary: counts, no sentence in every row
     tracks = track_summary(df, result.labels).assign(**completeness)
     written.append(write_csv(tracks, outdir / f"{stem}.tracks.csv"))
     if plot_title is not None:

@@ -132,8 +132,8 @@ def _audience(result, has_attention: bool) -> str:
 
 
 def _heatmap(result, vmax: float) -> str:
-    return ("<div class='panel'><h2>Viewers x time</h2><div class='legend'>intensity 0"
-            f"<span id='colorbar' class='colorbar'></span>{vmax:.1f}"
+    return ("<div class='panel'><h2>Viewers x time</h2><div class='legend'><span>intensity 0"
+            f"<span id='colorbar' class='colorbar'></span>{vmax:.1f}</span>"
             "<span><i style='background:#c8c8c8;height:10px'></i>face missing</span>"
             "<span><i style='background:#f1f1ef;height:10px;border:1px solid #ddd'></i>"
             "outside the recording</span></div>"

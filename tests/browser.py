@@ -50,10 +50,9 @@ class DevTools:
                 self.events.append(reply)
 
     def evaluate(self, expression: str, user_gesture: bool = False):
-        reply = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                          awaitPromise=True, userGesture=user_gesture)
-        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
-        return reply["result"].get("value")
+        """The expression's value; None if it threw (e.g. before the page's body exists)."""
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True,
+                         awaitPromise=True, userGesture=user_gesture)["result"].get("value")
 
     def click(self, x: float, y: float) -> None:
         """A real mouse click at viewport coordinates (x, y)."""

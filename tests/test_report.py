@@ -117,7 +117,8 @@ def test_the_page_shows_quality_groups_offsets_and_problems(result, tmp_path):
     assert text.count("class='badge good'") == 5 and "class='badge poor'" in text
     assert "face small: 30 px" in text and "too dark" in text
     assert text.count("<tr data-seek=") >= len(result.moments)  # rows that seek
-    assert text.count("class='moment'") == 2 and "<video" not in text  # no episode: no player
+    assert text.count("class='moment nostill'") == 2  # no episode: no stills, no player
+    assert "<video" not in text
     assert "No episode given" in text
 
 

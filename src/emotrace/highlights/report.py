@@ -96,12 +96,13 @@ def _moment_cards(result, content, thumbnails: bool, playable: bool) -> str:
     for m in result.moments:
         img, caption = still(result, m, content) if thumbnails else ("", "")
         picture = (f"<img src='data:image/jpeg;base64,{img}' alt='still of moment {m.rank}'>"
-                   if img else "<div></div>")
+                   if img else "")
         play = (f"<button type='button' data-seek='{m.start}' data-play='{m.end}'>"
                 "&#9654; play the moment</button>" if playable else "")
         agreement = f" (agreement {m.agreement:.0%})" if m.agreement == m.agreement else ""
         cards.append(
-            f"<div class='moment' data-seek='{m.start}' data-start='{m.start}' "
+            f"<div class='moment{'' if img else ' nostill'}' data-seek='{m.start}' "
+            f"data-start='{m.start}' "
             f"data-end='{m.end}' data-rank='{m.rank}' title='seek to {m.start:.2f} s'>"
             f"{picture}<div><span class='rank'>#{m.rank}</span> {m.start:.1f}\u2013"
             f"{m.end:.1f} s <span class='note'>({m.duration:.1f} s)</span><br>"

@@ -51,6 +51,7 @@ from emotrace.highlights.reactions import (
     persons,
     viewer_signals,
 )
+from emotrace.highlights.report_data import EMBED_LIMIT_MB
 from emotrace.outputs.files import write_csv, write_json
 from emotrace.pipeline import Analyzer
 
@@ -220,9 +221,12 @@ def snap_moments(moments: list[Moment], content: str | Path) -> list[Moment]:
 
 
 def write_highlights(result: HighlightsResult, outdir: str | Path,
-                     content: str | Path | None = None, thumbnails: bool = True) -> list[Path]:
+                     content: str | Path | None = None, thumbnails: bool = True,
+                     embed_limit_mb: float = EMBED_LIMIT_MB) -> list[Path]:
     """moments.csv/.json, signals.csv, aggregate.csv, report.html and (with content)
     trailer.mp4 in `outdir`; every file written atomically. Returns the paths written.
+    report.html plays the content: embedded if smaller than `embed_limit_mb`, else from its
+    path relative to `outdir` (`highlights.report_data`).
 
     With content, the files hold the moments snapped to its frame grid (`snap_moments`);
     `result` itself is left as it is, so it can be written again (elsewhere, or with other
@@ -266,5 +270,5 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
     if result.groups:
         written.append(write_csv(group_curves_table(result.groups), outdir / "groups.csv"))
     written.append(write_report(result, outdir / "report.html", content, thumbnails,
-                                trailer_segments))
+                                trailer_segments, embed_limit_mb))
     return written

@@ -186,14 +186,14 @@ def _viewer_signals(viewer: Viewer, table: FaceTable, settings: ReactionSettings
     offset = viewer.offset if viewer.offset is not None else 0.0
     if not all_faces:
         signals = viewer_signals(table, offset, viewer.name, settings)
-        found = [signals] if signals.seconds_present > 0 else []
+        found = [signals] if bool((signals.table["presence"] > 0).any()) else []
     else:
         n_frames = table.rows["frame"].nunique()
         people = [rows for rows in persons(table.rows)
                   if len(rows) >= ALL_FACES_MIN_SHARE * n_frames]
         found = [viewer_signals(table, offset, f"{viewer.name}#{k}", settings, rows)
                  for k, rows in enumerate(people, 1)]
-        found = [s for s in found if s.seconds_present > 0]
+        found = [s for s in found if bool((s.table["presence"] > 0).any())]
     return [replace(s, groups=dict(viewer.groups)) for s in found]
 
 

@@ -27,7 +27,7 @@ STEPS, EPISODE_S = 20, 19.7  # the episode: pyfeat's WolfgangLanger_Pexels.mp4
 LABELS = ("neutral", "happy", "sad")
 HOSTILE = "<script>alert(1)</script>"
 GOOD = {"face_share": 1.0, "face_size": 120.0, "brightness": 120.0, "contrast": 40.0,
-        "sharpness": 200.0, "clipped": 0.0, "frame_rate": 10.0, "gaps": 0.0, "attention": 0.9}
+        "sharpness": 600.0, "clipped": 0.0, "frame_rate": 10.0, "gaps": 0.0, "attention": 0.9}
 DATA = re.compile(r"<script type='application/json' id='emotrace-data'>(.*?)</script>", re.S)
 
 

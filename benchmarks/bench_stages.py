@@ -17,6 +17,8 @@ from common import WOLFGANG, machine
 
 from emotrace.faces.classify import ExpressionClassifier
 from emotrace.faces.detect import YuNetDetector
+from emotrace.faces.pose import HeadPose
+from emotrace.faces.quality import face_quality
 from emotrace.faces.track import IoUTracker
 
 
@@ -41,6 +43,15 @@ def main() -> None:
     for i, d in enumerate(dets):
         tracker.update(d.boxes, i / 24)
     t["track"] = time.perf_counter() - start
+    pose = HeadPose()
+    start = time.perf_counter()
+    for f, d in zip(frames, dets):
+        pose.facing(pose(d.landmarks, f.shape[1], f.shape[0]))
+    t["head pose (solvePnP, 5 landmarks)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for f, d in zip(frames, dets):
+        face_quality(f, d.boxes)
+    t["face quality (box luma, Laplacian)"] = time.perf_counter() - start
     start = time.perf_counter()
     crops = np.concatenate([clf.crops(f, d) for f, d in zip(frames, dets)])
     t[f"crop ({clf.card.crop})"] = time.perf_counter() - start

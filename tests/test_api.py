@@ -60,6 +60,8 @@ def test_a_face_image(server, happy):
     assert face["emotion"] == "happy" and face["probability"] > 0.5
     assert abs(sum(face["probabilities"].values()) - 1) < 1e-3
     assert face["valence"] > 0 and len(face["landmarks"]) == 5
+    assert face["facing"] is True and abs(face["yaw"]) < 30 and face["face_clipped"] == 0
+    assert face["face_brightness"] > 0 and face["face_sharpness"] > 0 and face["face_size"] > 50
 
 
 def test_several_images_and_one_bad(server, group, happy):
@@ -162,6 +164,8 @@ def test_a_poll_is_status_and_progress_and_the_table_comes_in_pages(served, styl
         url = page["next"]
     assert len(rows) == total and [r["frame"] for r in rows] == sorted(r["frame"] for r in rows)
     emotions = [r["emotion"] for r in rows if r["face"] >= 0]
+    assert all(isinstance(r["yaw"], float) and isinstance(r["facing"], bool)
+               for r in rows if r["face"] >= 0)  # the pose and quality columns, in pages too
     assert max(set(emotions), key=emotions.count) == "happy"
     far = httpx.get(f"{server}{job['results']['links']['faces']}?offset={total}", headers=HEADERS,
                     timeout=10).json()

@@ -14,8 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "emotrace"
 
 LAYERS: list[set[str]] = [
-    {"errors", "labels", "results", "models", "pool"},  # the core: types, the model registry,
-    # a process pool
+    # the core: types, the face table, the model registry, a process pool
+    {"errors", "labels", "results", "face_table", "models", "pool"},
     {"faces", "media"},  # per-face stages, reading video and sound
     {"pipeline", "smooth"},  # the per-frame engine and time smoothing
     {"outputs"},  # files, tables, plots, annotated video, submission

@@ -3,20 +3,17 @@ helpers, the command, and one real browser (headless Chromium) against `emotrace
 
 from __future__ import annotations
 
-import base64
-import json
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import CHROMIUM, headless_chromium, wait_for
 from typer.testing import CliRunner
 
 from emotrace import Analyzer, models
@@ -308,79 +305,10 @@ def test_demo_command_without_streamlit_says_what_to_install(monkeypatch):
 
 
 # -- a real browser -------------------------------------------------------------------------
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {seconds:g} s"
-        time.sleep(0.5)
-
-
-class DevTools:
-    """A page of headless Chromium, driven over the DevTools protocol."""
-
-    def __init__(self, socket) -> None:
-        self.socket, self.ids = socket, 0
-
-    def call(self, method: str, **params):
-        self.ids += 1
-        self.socket.send(json.dumps({"id": self.ids, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.socket.recv(timeout=60))
-            if reply.get("id") == self.ids:
-                assert "error" not in reply, reply
-                return reply["result"]
-
-    def evaluate(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression,
-                         returnByValue=True)["result"].get("value")
-
-    def screenshot(self, path: Path) -> Path:
-        shot = self.call("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
-        return path
-
-
-@contextmanager
-def headless_chromium(profile: Path, width: int, height: int) -> Iterator[DevTools]:
-    """Headless Chromium (the `websockets` client comes with Streamlit).
-
-    `chromium --headless --screenshot --virtual-time-budget=...` fast-forwards the page's timers
-    and here shot Streamlit's loading skeleton in 5 of 6 tries; over the DevTools protocol the
-    test waits in real time until the app's text is on the page, then takes the screenshot.
-    """
-    from websockets.sync.client import connect
-
-    process = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--remote-debugging-port=0", f"--user-data-dir={profile}",
-         f"--window-size={width},{height}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        active = profile / "DevToolsActivePort"
-        port = wait_for(lambda: active.is_file() and active.read_text().split("\n")[0],
-                        60, "Chromium's DevTools port")
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            page = next(t for t in json.loads(r.read()) if t["type"] == "page")
-        with connect(page["webSocketDebuggerUrl"], max_size=2**26) as socket_:
-            tools = DevTools(socket_)
-            tools.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
-                       deviceScaleFactor=1, mobile=False)
-            yield tools
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.mark.slow

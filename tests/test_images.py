@@ -50,6 +50,9 @@ def test_cli_images_rows_per_face_and_bad_file(image_dir, tmp_path):
     assert by_name == {"single_face.jpg": 1, "multi_face.jpg": 5, "0-f1-su-ph.jpg": 1,
                        "blank.png": 0}
     assert df.loc[df["source"].str.endswith("blank.png"), "emotion"].isna().all()
+    measured = ["yaw", "pitch", "roll", "facing", "face_brightness", "face_sharpness",
+                "face_clipped"]
+    assert df.loc[df["face"] >= 0, measured].notna().all().all()  # docs/pose.md
 
 
 def test_cli_submission_one_row_per_image(image_dir, tmp_path):

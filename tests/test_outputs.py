@@ -78,13 +78,15 @@ def test_plots_keep_the_users_backend(svg_backend, tmp_path):
 def test_highlights_and_probe_plots_keep_the_users_backend(svg_backend, tmp_path):
     import base64
 
-    from emotrace.highlights.report import aggregate_figure
+    from emotrace.highlights.report_figures import viewer_figure
 
-    agg = pd.DataFrame({"time": np.arange(10.0), "mean_intensity": np.linspace(0, 2, 10),
-                        "score": np.linspace(0, 1.5, 10), "share_reacting": np.full(10, 0.5)})
-    agg.attrs["bin_s"] = 1.0
-    png = base64.b64decode(aggregate_figure(SimpleNamespace(aggregate=agg, moments=[])))
-    assert png[:4] == b"\x89PNG"
+    table = pd.DataFrame({"time": np.arange(10.0), "happy": np.linspace(0, 1, 10),
+                          "expressiveness": np.linspace(0, 1, 10), "missing": False,
+                          "reacting": np.arange(10) > 6})
+    viewer = SimpleNamespace(table=table, bin_s=1.0, labels=("neutral", "happy"), name="v")
+    timeline = viewer_figure(viewer, 0.0, 10.0)
+    assert base64.b64decode(timeline.png)[:4] == b"\x89PNG"
+    assert 0 < timeline.left < timeline.right < 1  # where the time axis lies in the picture
     pytest.importorskip("torch")
     from emotrace.train.probe import plot_curves
 

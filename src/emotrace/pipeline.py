@@ -20,10 +20,19 @@ from emotrace import models
 from emotrace.errors import InputError
 from emotrace.faces.classify import ExpressionClassifier
 from emotrace.faces.detect import YuNetDetector
+from emotrace.faces.pose import FACING_PITCH, FACING_YAW, HeadPose
+from emotrace.faces.quality import face_quality
 from emotrace.faces.track import IoUTracker
 from emotrace.media.decode import Frame, FrameReader
 from emotrace.media.images import MAX_PIXELS, as_bgr, read_image
-from emotrace.results import Detections, Emotions, FrameAnalysis, ImageAnalysis, VideoAnalysis
+from emotrace.results import (
+    Detections,
+    Emotions,
+    FaceMeasures,
+    FrameAnalysis,
+    ImageAnalysis,
+    VideoAnalysis,
+)
 
 # Detection defaults, shared by every driver that builds an Analyzer (the webcam too).
 SCORE_THRESHOLD = 0.6
@@ -56,6 +65,8 @@ class Analyzer:
         max_image_pixels: image files larger than this (read from the header) are refused
             before decoding (`InputError`); None = no cap.
         embeddings: also return each face's embedding where the model has one.
+        facing_yaw / facing_pitch: a face is `facing` (the camera, the screen) when its |yaw|
+            and |pitch| are at most these many degrees (`faces.pose`).
         batch_size: faces per classifier call.
         threads: ONNX Runtime threads (0 = all cores).
     """
@@ -74,6 +85,8 @@ class Analyzer:
         embeddings: bool = False,
         batch_size: int = 32,
         threads: int = 0,
+        facing_yaw: float = FACING_YAW,
+        facing_pitch: float = FACING_PITCH,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -81,6 +94,7 @@ class Analyzer:
             raise ValueError(f"video_detect_size must be >= 32 or None, got {video_detect_size}")
         if max_image_pixels is not None and max_image_pixels < 1:
             raise ValueError(f"max_image_pixels must be >= 1 or None, got {max_image_pixels}")
+        self.pose = HeadPose(facing_yaw, facing_pitch)
         self.classifier = ExpressionClassifier(classifier, classifier_path, embeddings, threads)
         self.detector = YuNetDetector(
             detector_path, score_threshold, nms_threshold, min_face_size, image_detect_size
@@ -124,14 +138,25 @@ class Analyzer:
         """Emotions of (N, S, S, 3) uint8 BGR crops, `batch_size` faces per model call."""
         return self.classifier(crops, self.batch_size)
 
+    def measure(self, image: np.ndarray, detections: Detections,
+                whole: bool = False) -> FaceMeasures:
+        """Head pose (`faces.pose`) and image quality (`faces.quality`) of each face, on the
+        frame as decoded (full size); `whole`: the boxes are whole faces (not extended beyond
+        the frame's edges)."""
+        h, w = image.shape[:2]
+        pose = self.pose(detections.landmarks, w, h)
+        return FaceMeasures(pose, self.pose.facing(pose),
+                            face_quality(image, detections.boxes, extend=not whole))
+
     def analyze_frame(self, image: np.ndarray, timestamp: float = 0.0,
                       tracker: IoUTracker | None = None, index: int = 0,
                       still: bool = False) -> FrameAnalysis:
-        """Detect, track (with `tracker`), crop and classify the faces of one BGR frame."""
+        """Detect, track (with `tracker`), measure, crop and classify the faces of one BGR
+        frame."""
         det = self.locate(image, timestamp, tracker, still)
         emotions = (self.classify(self.crops(image, det)) if len(det)
                     else Emotions.empty(self.labels))
-        return FrameAnalysis(index, timestamp, det, emotions)
+        return FrameAnalysis(index, timestamp, det, emotions, self.measure(image, det))
 
     # -- images ---------------------------------------------------------------------------
     def analyze_image(
@@ -144,7 +169,8 @@ class Analyzer:
         if cropped:
             det = whole_image_detection(array)
             faces = cv2.resize(array, (self.classifier.size,) * 2, interpolation=cv2.INTER_LINEAR)
-            frame = FrameAnalysis(0, 0.0, det, self.classify(faces[None]))
+            frame = FrameAnalysis(0, 0.0, det, self.classify(faces[None]),
+                                  self.measure(array, det, whole=True))
         else:
             frame = self.analyze_frame(array, still=True)
         return ImageAnalysis(path, array.shape[1], array.shape[0], frame)
@@ -183,7 +209,7 @@ class Analyzer:
         total = reader.info.n_frames if fps is None else int(reader.info.duration * fps) + 1
         bar = tqdm(total=total or None, desc=Path(path).name, unit="frame",
                    disable=not progress, dynamic_ncols=True)
-        pending: list[tuple[Frame, Detections]] = []
+        pending: list[tuple[Frame, Detections, FaceMeasures]] = []
         crops: list[np.ndarray] = []
         n_crops = 0
 
@@ -192,12 +218,12 @@ class Analyzer:
             batch = np.concatenate(crops) if crops else None
             emotions = self.classify(batch) if batch is not None else None
             start = 0
-            for frame, det in pending:
+            for frame, det, measures in pending:
                 n = len(det)
                 emo = (emotions.slice(start, start + n) if n and emotions is not None
                        else Emotions.empty(self.labels))
                 start += n
-                analysis = FrameAnalysis(frame.index, frame.timestamp, det, emo)
+                analysis = FrameAnalysis(frame.index, frame.timestamp, det, emo, measures)
                 result.frames.append(analysis)
                 if on_frame is not None:
                     on_frame(frame, analysis)
@@ -210,12 +236,13 @@ class Analyzer:
         try:
             for frame in reader:
                 det = self.locate(frame.image, frame.timestamp, tracker)
+                measures = self.measure(frame.image, det)  # while the pixels are here
                 if len(det):
                     crops.append(self.crops(frame.image, det))
                     n_crops += len(det)
                 if on_frame is None:
                     frame.image = _RELEASED  # the crops are all we keep: free the pixels now
-                pending.append((frame, det))
+                pending.append((frame, det, measures))
                 if n_crops >= self.batch_size or len(pending) >= 4 * self.batch_size:
                     flush()
             flush()

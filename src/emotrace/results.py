@@ -1,26 +1,32 @@
 """Typed results: small dataclasses of numpy arrays that check their shapes and go to pandas.
 
 Each pipeline stage maps one type to the next: an image -> `Detections` -> aligned crops ->
-`Emotions`; a frame's `Detections` + `Emotions` + track ids make a `FrameAnalysis`; the frames of
-an image or a video make an `ImageAnalysis` / `VideoAnalysis`, whose `to_pandas()` gives the
-per-face table (one row per face, and one row for a frame without a face).
+`Emotions`; the faces' pose and image quality -> `FaceMeasures`; a frame's `Detections` +
+`Emotions` + `FaceMeasures` make a `FrameAnalysis`; the frames of an image or a video make an
+`ImageAnalysis` / `VideoAnalysis`, whose `to_pandas()` gives the per-face table (one row per face,
+and one row for a frame without a face; built in `emotrace.face_table`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from emotrace.errors import path_text
+# The table's column names live with the conversion; `table_tracks` is re-exported for callers.
+from emotrace.face_table import (  # noqa: F401
+    BOX_COLUMNS,
+    LANDMARK_COLUMNS,
+    LANDMARK_NAMES,
+    POSE_COLUMNS,
+    QUALITY_COLUMNS,
+    frames_to_pandas,
+    table_tracks,
+)
 
-#: YuNet's landmark order (subject's right eye is on the image's left).
-LANDMARK_NAMES = ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")
-BOX_COLUMNS = ["x1", "y1", "x2", "y2"]
-LANDMARK_COLUMNS = [f"{n}_{a}" for n in LANDMARK_NAMES for a in ("x", "y")]
 #: The key of a face table's `DataFrame.attrs` (and so of its Parquet metadata) that says what
 #: recording and settings it came from.
 TABLE_META = "emotrace"
@@ -126,18 +132,53 @@ class Emotions:
 
 
 @dataclass(frozen=True)
+class FaceMeasures:
+    """Head pose and image quality of N faces, measured on the decoded frame.
+
+    pose: (N, 3) float32 yaw, pitch, roll in degrees (`faces.pose` has the axes and signs),
+    NaN where a face has no landmarks; facing: (N,) bool, the pose within the facing limits;
+    quality: (N, 5) float32 in `QUALITY_COLUMNS` order (`faces.quality` says how each is taken).
+    """
+
+    pose: np.ndarray
+    facing: np.ndarray
+    quality: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.pose)
+        _check("pose", self.pose, (n, len(POSE_COLUMNS)))
+        _check("facing", self.facing, (n,))
+        _check("quality", self.quality, (n, len(QUALITY_COLUMNS)))
+
+    def __len__(self) -> int:
+        return len(self.pose)
+
+    @classmethod
+    def unknown(cls, n: int) -> FaceMeasures:
+        """N faces whose pose and quality were not measured: NaN, not facing."""
+        return cls(np.full((n, len(POSE_COLUMNS)), np.nan, np.float32), np.zeros(n, bool),
+                   np.full((n, len(QUALITY_COLUMNS)), np.nan, np.float32))
+
+
+@dataclass(frozen=True)
 class FrameAnalysis:
-    """Faces (with their track ids) and emotions in one frame (or one image)."""
+    """Faces (with their track ids), emotions and measures in one frame (or one image).
+
+    `measures` is None where nobody measured the faces (their table columns are then empty).
+    """
 
     frame_index: int
     timestamp: float
     detections: Detections
     emotions: Emotions
+    measures: FaceMeasures | None = None
 
     def __post_init__(self) -> None:
         n = len(self.detections)
         if len(self.emotions) != n:
             raise ValueError(f"{n} detections but {len(self.emotions)} classified faces")
+        if self.measures is not None and len(self.measures) != n:
+            raise ValueError(f"{n} detections but {len(self.measures)} measured faces")
 
     def __len__(self) -> int:
         return len(self.detections)
@@ -234,71 +275,6 @@ def tracks_of(source: str, frames: list[FrameAnalysis], labels: tuple[str, ...],
             np.stack([f.emotions.probs[i] for f, i in items]), stack(lambda e: e.embeddings),
             stack(lambda e: e.valence), stack(lambda e: e.arousal)))
     return tracks
-
-
-def table_tracks(df: pd.DataFrame) -> Iterator[tuple[tuple[str, int], pd.DataFrame]]:
-    """((source, track_id), rows in time order) for every track of a per-face table.
-
-    Rows without a face or track (track_id -1) are left out. A track id is unique only within
-    its source, so tables of several videos are grouped by both.
-    """
-    faces = df[df["track_id"] >= 0]
-    if "source" not in faces:
-        faces = faces.assign(source="")
-    for (source, track), rows in faces.groupby(["source", "track_id"], sort=True):
-        yield (str(source), int(track)), rows.sort_values("timestamp", kind="stable")
-
-
-def frames_to_pandas(source: str, frames: list[FrameAnalysis],
-                     labels: tuple[str, ...]) -> pd.DataFrame:
-    """The per-face table: one row per face, one row (face = -1) for a frame without one.
-
-    Column groups: identity (source, frame, timestamp, face, track_id), `BOX_COLUMNS`,
-    det_score, `LANDMARK_COLUMNS`, one probability column per emotion (named as the label),
-    valence/arousal where the model has them, and the top `emotion` with its probability.
-    """
-    n_rows = sum(max(len(f), 1) for f in frames)
-    frame_idx = np.empty(n_rows, np.int64)
-    ts = np.empty(n_rows, np.float64)
-    face = np.full(n_rows, -1, np.int64)
-    track = np.full(n_rows, -1, np.int64)
-    boxes = np.full((n_rows, 4), np.nan, np.float32)
-    scores = np.full(n_rows, np.nan, np.float32)
-    lms = np.full((n_rows, 10), np.nan, np.float32)
-    probs = np.full((n_rows, len(labels)), np.nan, np.float32)
-    va = np.full((n_rows, 2), np.nan, np.float32)
-    has_va = False
-    row = 0
-    for f in frames:
-        n = len(f)
-        span = slice(row, row + max(n, 1))
-        frame_idx[span], ts[span] = f.frame_index, f.timestamp
-        if n:
-            face[span] = np.arange(n)
-            track[span] = f.detections.track_ids
-            boxes[span] = f.detections.boxes
-            scores[span] = f.detections.scores
-            lms[span] = f.detections.landmarks.reshape(n, 10)
-            probs[span] = f.emotions.probs
-            if f.emotions.valence is not None:
-                has_va = True
-                va[span, 0], va[span, 1] = f.emotions.valence, f.emotions.arousal
-        row = span.stop
-    df = pd.DataFrame({"source": path_text(source), "frame": frame_idx, "timestamp": ts,
-                       "face": face, "track_id": track})
-    df[BOX_COLUMNS] = boxes
-    df["det_score"] = scores
-    df[LANDMARK_COLUMNS] = lms
-    df[list(labels)] = probs
-    if has_va:
-        df[["valence", "arousal"]] = va
-    found = face >= 0
-    top = np.where(found, np.nanargmax(np.where(found[:, None], probs, 0), axis=1), 0)
-    names = np.asarray(labels, dtype=object)[top]
-    names[~found] = None
-    df["emotion"] = names
-    df["emotion_prob"] = np.where(found, probs[np.arange(n_rows), top], np.nan)
-    return df
 
 
 @dataclass

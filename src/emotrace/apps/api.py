@@ -50,7 +50,7 @@ from emotrace.apps.uploads import (
 from emotrace.apps.workdir import make_workdir, remove_workdir
 from emotrace.errors import InputError
 from emotrace.pipeline import Analyzer
-from emotrace.results import FrameAnalysis
+from emotrace.results import POSE_COLUMNS, QUALITY_COLUMNS, FaceMeasures, FrameAnalysis
 
 #: Bytes a request may carry beyond its files (multipart headers, the form fields).
 OVERHEAD = 64 << 10
@@ -82,8 +82,17 @@ class Limits:
         return OVERHEAD
 
 
+def _number(value: float, digits: int) -> float | None:
+    """A rounded float for JSON; None for NaN (JSON has no NaN)."""
+    return None if not np.isfinite(value) else round(float(value), digits)
+
+
 def faces_json(frame: FrameAnalysis) -> list[dict]:
+    """Each face of an image: box, score, emotion and probabilities, valence/arousal where the
+    model has them, landmarks, head pose (`yaw`, `pitch`, `roll` degrees, null where unknown),
+    `facing`, and the quality measures under their table names (`face_brightness`, ...)."""
     det, emo = frame.detections, frame.emotions
+    measures = frame.measures or FaceMeasures.unknown(len(frame))
     faces = []
     for i in range(len(frame)):
         probs = emo.probs[i]
@@ -101,6 +110,9 @@ def faces_json(frame: FrameAnalysis) -> list[dict]:
         if not np.isnan(det.landmarks[i]).any():
             face["landmarks"] = [[round(float(x), 1), round(float(y), 1)]
                                  for x, y in det.landmarks[i]]
+        face.update({k: _number(v, 1) for k, v in zip(POSE_COLUMNS, measures.pose[i])})
+        face["facing"] = bool(measures.facing[i])
+        face.update({k: _number(v, 3) for k, v in zip(QUALITY_COLUMNS, measures.quality[i])})
         faces.append(face)
     return faces
 

@@ -5,7 +5,8 @@
     >>> for face in recognizer.predict(frame):    # frame: a BGR image (numpy)
     ...     print(face.emotion, face.probability, face.box)
 
-`predict` detects, tracks and classifies the faces of one frame (`Analyzer.analyze_frame`).
+`predict` detects, tracks, measures (head pose, `facing`) and classifies the faces of one frame
+(`Analyzer.analyze_frame`); the overlay shows each face's yaw, pitch and roll under its box.
 With `smoothing` > 0 each face's probabilities are an exponential moving average over its
 track with that half-life in seconds, so the label on screen does not flicker from frame to
 frame whatever the frame rate; 0 gives the raw per-frame output.
@@ -17,7 +18,7 @@ or, with `headless=True`, writes the annotated frames to a video file instead.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -28,7 +29,7 @@ from emotrace.errors import InputError
 from emotrace.faces.track import IoUTracker
 from emotrace.outputs.annotate import VideoWriter, draw
 from emotrace.pipeline import SCORE_THRESHOLD, VIDEO_DETECT_SIZE, Analyzer
-from emotrace.results import Emotions, FrameAnalysis
+from emotrace.results import Emotions, FaceMeasures, FrameAnalysis
 from emotrace.smooth import TrackSmoother
 
 
@@ -40,7 +41,9 @@ def box_tuple(box: np.ndarray) -> tuple[float, float, float, float]:
 @dataclass(frozen=True)
 class FacePrediction:
     """One face in one frame: box (x1, y1, x2, y2 pixels), track id, emotion and its
-    probability, all probabilities, valence/arousal (None where the model has none)."""
+    probability, all probabilities, valence/arousal (None where the model has none), head
+    pose (yaw, pitch, roll degrees, `emotrace.faces.pose`; NaN where unknown) and whether the
+    face is facing the camera."""
 
     box: tuple[float, float, float, float]
     track_id: int
@@ -49,6 +52,8 @@ class FacePrediction:
     probabilities: dict[str, float]
     valence: float | None = None
     arousal: float | None = None
+    pose: tuple[float, float, float] = (float("nan"),) * 3
+    facing: bool = False
 
 
 class EmotionRecognizer:
@@ -98,35 +103,50 @@ class EmotionRecognizer:
         emo = a.emotions
         smoothed = Emotions(probs.astype(np.float32), emo.labels, emo.embeddings, emo.valence,
                             emo.arousal)
-        return FrameAnalysis(a.frame_index, t, a.detections, smoothed)
+        return replace(a, timestamp=t, emotions=smoothed)
 
     def predict(self, frame: np.ndarray) -> list[FacePrediction]:
         """Each face's emotion in one BGR frame."""
         a = self.analyze(frame)
+        measures = a.measures or FaceMeasures.unknown(len(a))
         out = []
         for i in range(len(a)):
             p = a.emotions.probs[i]
             top = int(p.argmax())
+            yaw, pitch, roll = (float(v) for v in measures.pose[i])
             out.append(FacePrediction(
                 box_tuple(a.detections.boxes[i]), int(a.track_ids[i]),
                 self.labels[top], float(p[top]), dict(zip(self.labels, map(float, p), strict=True)),
                 None if a.emotions.valence is None else float(a.emotions.valence[i]),
                 None if a.emotions.arousal is None else float(a.emotions.arousal[i]),
+                (yaw, pitch, roll), bool(measures.facing[i]),
             ))
         return out
 
 
+def face_lines(analysis: FrameAnalysis, i: int) -> list[str]:
+    """The lines written under face `i`'s box: valence/arousal (where the model has them) and
+    the head pose, e.g. `yaw +12 pitch -3 roll +1` (`away` when not facing the camera)."""
+    emo, lines = analysis.emotions, []
+    if emo.valence is not None and emo.arousal is not None:
+        lines.append(f"V {emo.valence[i]:+.2f}  A {emo.arousal[i]:+.2f}")
+    if analysis.measures is not None and np.isfinite(analysis.measures.pose[i]).all():
+        yaw, pitch, roll = analysis.measures.pose[i]
+        away = "" if analysis.measures.facing[i] else "  away"
+        lines.append(f"yaw {yaw:+.0f} pitch {pitch:+.0f} roll {roll:+.0f}{away}")
+    return lines
+
+
 def overlay(frame: np.ndarray, analysis: FrameAnalysis, fps: float,
             recording: bool = False) -> np.ndarray:
-    """Boxes, labels, probability bars, valence/arousal per face, frames/s in the corner."""
+    """Boxes, labels, probability bars, valence/arousal and head pose per face, frames/s in the
+    corner."""
     out = draw(frame, analysis)
-    emo = analysis.emotions
-    if emo.valence is not None and emo.arousal is not None:
-        for i in range(len(analysis)):
-            x1, _, _, y2 = analysis.detections.boxes[i].round().astype(int)
-            cv2.putText(out, f"V {emo.valence[i]:+.2f}  A {emo.arousal[i]:+.2f}",
-                        (x1, min(out.shape[0] - 4, y2 + 18)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+    for i in range(len(analysis)):
+        x1, _, _, y2 = analysis.detections.boxes[i].round().astype(int)
+        for k, line in enumerate(face_lines(analysis, i)):
+            cv2.putText(out, line, (x1, min(out.shape[0] - 4 - 18 * k, y2 + 18 * (k + 1))),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     text = f"{fps:5.1f} fps" + ("  REC" if recording else "")
     cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(out, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,

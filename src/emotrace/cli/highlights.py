@@ -56,6 +56,10 @@ def highlights_cmd(
     min_quality: Annotated[str | None, typer.Option(
         help="Leave out recordings graded below this: poor, fair or good (every viewer's "
              "grade and its reasons are in moments.json and the report).")] = None,
+    embed_content_mb: Annotated[float, typer.Option(
+        help="report.html embeds an episode smaller than this (MB) and plays a larger one "
+             "from its path relative to the output folder; 0: never embed."),
+        NON_NEGATIVE] = 20.0,
     model: ModelOpt = DEFAULT_CLASSIFIER,
     quiet: QuietOpt = False,
 ) -> None:
@@ -92,7 +96,7 @@ def highlights_cmd(
     failures = _summary(result, min_quality)
     if not result.viewers:
         fail("no recording could be used; no highlights written", 1)
-    written = write_highlights(result, outdir, content)
+    written = write_highlights(result, outdir, content, embed_limit_mb=embed_content_mb)
     typer.echo(result.moments_table().to_string(index=False, float_format=lambda x: f"{x:.2f}")
                if result.moments else "no moment stood out above the viewers' baselines")
     typer.echo(f"{len(result.viewers)} viewers, {len(result.moments)} moments -> "

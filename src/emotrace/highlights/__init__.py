@@ -51,6 +51,7 @@ from emotrace.highlights.reactions import (
     persons,
     viewer_signals,
 )
+from emotrace.highlights.report_data import EMBED_LIMIT_MB
 from emotrace.outputs.files import FileSet, write_csv, write_json
 from emotrace.pipeline import Analyzer
 
@@ -185,14 +186,14 @@ def _viewer_signals(viewer: Viewer, table: FaceTable, settings: ReactionSettings
     offset = viewer.offset if viewer.offset is not None else 0.0
     if not all_faces:
         signals = viewer_signals(table, offset, viewer.name, settings)
-        found = [signals] if signals.seconds_present > 0 else []
+        found = [signals] if bool((signals.table["presence"] > 0).any()) else []
     else:
         n_frames = table.rows["frame"].nunique()
         people = [rows for rows in persons(table.rows)
                   if len(rows) >= ALL_FACES_MIN_SHARE * n_frames]
         found = [viewer_signals(table, offset, f"{viewer.name}#{k}", settings, rows)
                  for k, rows in enumerate(people, 1)]
-        found = [s for s in found if s.seconds_present > 0]
+        found = [s for s in found if bool((s.table["presence"] > 0).any())]
     return [replace(s, groups=dict(viewer.groups)) for s in found]
 
 
@@ -220,11 +221,13 @@ def snap_moments(moments: list[Moment], content: str | Path) -> list[Moment]:
 
 
 def write_highlights(result: HighlightsResult, outdir: str | Path,
-                     content: str | Path | None = None, thumbnails: bool = True) -> list[Path]:
+                     content: str | Path | None = None, thumbnails: bool = True,
+                     embed_limit_mb: float = EMBED_LIMIT_MB) -> list[Path]:
     """moments.csv/.json, signals.csv, aggregate.csv, report.html, (with groups) groups.csv
     and (with content) trailer.mp4 in `outdir`, renamed into place together once every one is
     written (a failure or an interruption leaves an earlier run's files as they were). Returns
-    the paths.
+    the paths. report.html plays the content: embedded if smaller than `embed_limit_mb`, else
+    from its path relative to `outdir` (`highlights.report_data`).
 
     With content, the files hold the moments snapped to its frame grid (`snap_moments`);
     `result` itself is left as it is, so it can be written again (elsewhere, or with other
@@ -268,5 +271,5 @@ def write_highlights(result: HighlightsResult, outdir: str | Path,
         if result.groups:
             write_csv(group_curves_table(result.groups), outdir / "groups.csv", put=files.write)
         write_report(result, outdir / "report.html", content, thumbnails, trailer_segments,
-                     put=files.write)
+                     embed_limit_mb, put=files.write)
     return files.landed

@@ -167,7 +167,7 @@ def test_python_m_emotrace_cli_runs():
 def test_failed_table_write_leaves_no_partial_video(tmp_path, monkeypatch, pyfeat_dir):
     import emotrace.outputs.video_outputs as video_outputs
 
-    def no_space(df, path):
+    def no_space(df, path, **kwargs):  # put=: the FileSet the outputs land in
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(video_outputs, "write_csv", no_space)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
+from videos import write_video
 
 from emotrace.errors import InputError
 from emotrace.highlights import find_highlights, read_viewers_csv
@@ -173,20 +174,11 @@ def test_batch_analyses_again_when_the_frame_rate_or_model_changes(two, tmp_path
 
 def _side_by_side(left: Path, right: Path, out: Path, seconds: float = 6.0) -> Path:
     """Two real talking-head clips side by side in one 512x256 video: two viewers, one camera."""
-    with av.open(str(left)) as a, av.open(str(right)) as b, av.open(str(out), "w") as o:
-        stream = o.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 512, 256, "yuv420p"
-        for k, (fa, fb) in enumerate(zip(a.decode(video=0), b.decode(video=0), strict=False)):
-            if k >= seconds * 30:
-                break
-            image = np.hstack([fa.to_ndarray(format="bgr24"), fb.to_ndarray(format="bgr24")])
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = k
-            for packet in stream.encode(frame):
-                o.mux(packet)
-        for packet in stream.encode():
-            o.mux(packet)
-    return out
+    with av.open(str(left)) as a, av.open(str(right)) as b:
+        pairs = zip(a.decode(video=0), b.decode(video=0), strict=False)
+        return write_video(out, (np.hstack([fa.to_ndarray(format="bgr24"),
+                                            fb.to_ndarray(format="bgr24")])
+                                 for _, (fa, fb) in zip(range(int(seconds * 30)), pairs)))
 
 
 def test_all_faces_makes_each_person_in_one_camera_a_viewer(styletalk_dir, tmp_path):

@@ -7,24 +7,16 @@ import av
 import cv2
 import numpy as np
 import pytest
+from videos import write_video
 
 from emotrace.highlights import find_highlights
 from emotrace.highlights.quality import QualitySettings, grade
 
 
 def _altered(src, out, change):
-    with av.open(str(src)) as inp, av.open(str(out), "w") as o:
-        stream = o.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
-        for k, frame in enumerate(inp.decode(video=0)):
-            image = change(frame.to_ndarray(format="bgr24"))
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
-            f.pts = k
-            for packet in stream.encode(f):
-                o.mux(packet)
-        for packet in stream.encode():
-            o.mux(packet)
-    return out
+    with av.open(str(src)) as inp:
+        return write_video(out, (change(f.to_ndarray(format="bgr24"))
+                                 for f in inp.decode(video=0)))
 
 
 def _half_out(image):

@@ -148,7 +148,8 @@ def find_highlights(
             continue
         if viewer.is_table and (differ := settings_mismatch(table, {"model": model, "fps": fps})):
             result.notes.append((str(viewer.path), "; ".join(differ)))
-        found = _viewer_signals(viewer, table, reaction_settings, all_faces)
+        found = _viewer_signals(viewer, table, reaction_settings, all_faces,
+                                (quality or QualitySettings()).max_gap_s)
         if not found:
             result.failures.append((str(viewer.path),
                                     "no face of a viewer was found in the recording"))
@@ -182,19 +183,20 @@ ALL_FACES_MIN_SHARE = 0.25
 
 
 def _viewer_signals(viewer: Viewer, table: FaceTable, settings: ReactionSettings,
-                    all_faces: bool) -> list[ViewerSignals]:
+                    all_faces: bool, max_gap_s: float) -> list[ViewerSignals]:
+    """The viewer's signals (with `all_faces`, one per persistent person); none if their
+    face was never seen."""
     offset = viewer.offset if viewer.offset is not None else 0.0
     if not all_faces:
-        signals = viewer_signals(table, offset, viewer.name, settings)
-        found = [signals] if bool((signals.table["presence"] > 0).any()) else []
+        found = [viewer_signals(table, offset, viewer.name, settings, max_gap_s=max_gap_s)]
     else:
         n_frames = table.rows["frame"].nunique()
         people = [rows for rows in persons(table.rows)
                   if len(rows) >= ALL_FACES_MIN_SHARE * n_frames]
-        found = [viewer_signals(table, offset, f"{viewer.name}#{k}", settings, rows)
+        found = [viewer_signals(table, offset, f"{viewer.name}#{k}", settings, rows, max_gap_s)
                  for k, rows in enumerate(people, 1)]
-        found = [s for s in found if bool((s.table["presence"] > 0).any())]
-    return [replace(s, groups=dict(viewer.groups)) for s in found]
+    return [replace(s, groups=dict(viewer.groups)) for s in found
+            if bool((s.table["presence"] > 0).any())]
 
 
 def _partial_problem(table: FaceTable) -> str:

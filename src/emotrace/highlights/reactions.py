@@ -157,10 +157,12 @@ def _robust_z(x: pd.Series, floor: float, cap: float) -> tuple[pd.Series, float,
 def viewer_signals(
     source: VideoAnalysis | FaceTable, offset: float = 0.0, name: str | None = None,
     settings: ReactionSettings | None = None, rows: pd.DataFrame | None = None,
+    max_gap_s: float = QualitySettings.max_gap_s,
 ) -> ViewerSignals:
     """Per-step signals of the viewer in one reaction recording (see module doc), from its
     analysis or its face table (the same signals either way); `rows`: the face rows of one
-    person of `persons` (default: the most persistent one)."""
+    person of `persons` (default: the most persistent one); `max_gap_s`: the pause between
+    analysed frames that counts as a gap in the quality measures."""
     settings = settings or ReactionSettings()
     faces = source if isinstance(source, FaceTable) else table_of(source)
     labels, df = faces.labels, faces.rows
@@ -171,7 +173,7 @@ def viewer_signals(
     rows, va_source = _face_signals(rows, labels)
     table = _steps(rows, frames_per_step, settings, list(labels))
     baseline = _normalise(table, settings)
-    measures = measure(rows, table, df["timestamp"], QualitySettings().max_gap_s)
+    measures = measure(rows, table, df["timestamp"], max_gap_s)
     return ViewerSignals(
         name=name or faces.source, path=faces.source, offset=offset,
         bin_s=settings.bin_s, labels=labels, table=table, baseline=baseline,

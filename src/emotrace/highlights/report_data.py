@@ -53,6 +53,7 @@ def episode_source(content: str | Path, report_dir: str | Path,
         duration = probe(content).duration or None
     except InputError:
         duration = None
+    size: float
     try:
         size = content.stat().st_size
     except OSError:  # not there (yet): reference it, the page says so if it does not play

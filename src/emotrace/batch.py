@@ -41,7 +41,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -180,7 +180,7 @@ def run_job(job: Job) -> dict:
 
 
 # -- engines ---------------------------------------------------------------------------------
-def _run_local(jobs: list[Job], workers: int) -> Iterator[dict]:
+def _run_local(jobs: list[Job], workers: int) -> Generator[dict, None, None]:
     if workers == 1:  # no pool: simpler to debug, same results
         for job in jobs:
             yield run_job(job)
@@ -192,7 +192,8 @@ def _run_local(jobs: list[Job], workers: int) -> Iterator[dict]:
             yield {**_failed(job), "reason": f"worker died: {type(exc).__name__}: {exc}"}
 
 
-def _run_ray(jobs: list[Job], workers: int | None, address: str | None) -> Iterator[dict]:
+def _run_ray(jobs: list[Job], workers: int | None,
+             address: str | None) -> Generator[dict, None, None]:
     try:
         import ray
     except ImportError:

@@ -6,7 +6,7 @@ viewer and for all 5, and reports, per run,
 the moments, precision (share of the moments' time inside a known span), recall (share of the
 spans covered), and the speed in recording-seconds analysed per wall-clock second.
 
-    python benchmarks/bench_highlights.py [--pad 0] [--fps 10]
+    python benchmarks/bench_highlights.py [--pad 0] [--fps 10] [--model NAME]
 """
 
 from __future__ import annotations
@@ -35,13 +35,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pad", type=float, default=0.0)
     parser.add_argument("--fps", type=float, default=10.0)
+    parser.add_argument("--model", default=None, help="expression model (default: the default)")
     args = parser.parse_args()
     spans = make_reactions.SPANS
-    analyzer = Analyzer()
+    analyzer = Analyzer(classifier=args.model) if args.model else Analyzer()
     with tempfile.TemporaryDirectory() as tmp:
         rec = [(make_reactions.build(v, Path(tmp) / f"{v.name}.mp4"), v)
                for v in make_reactions.VIEWERS]
-        print(f"machine: {machine()}; spans {spans}; pad {args.pad:g} s; "
+        print(f"machine: {machine()}; model {analyzer.classifier.card.name}; spans {spans}; "
+              f"pad {args.pad:g} s; "
               f"analysed at {args.fps:g} frames/s")
         for n in (1, len(rec)):
             chosen = rec[:n]

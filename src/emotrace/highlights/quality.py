@@ -36,10 +36,11 @@ class QualitySettings:
     min_brightness: float = 40.0
     max_brightness: float = 220.0
     min_contrast: float = 12.0
-    # variance of the Laplacian on the face resized to 64x64: the real clips here measure
-    # 500-1260 (styletalk, liveportrait, pyfeat), photos 1290-1760, the same photos blurred
-    # (Gaussian sigma 4) 75-216
-    min_sharpness: float = 250.0
+    # variance of the Laplacian on the face resized to 64x64: real clips here measure 211
+    # (styletalk reagan_clip1, old soft footage) to 1260 (pyfeat), photos 515-1760, the same
+    # photos blurred with a Gaussian of sigma 4 px 33-226: the ranges overlap, so the threshold
+    # flags clearly blurred faces only, not soft real recordings
+    min_sharpness: float = 120.0
     max_clipped: float = 0.25
     max_gap_s: float = 2.0
     max_gaps: int = 3

@@ -25,8 +25,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     be made), never the temporary file.
     """
     path = Path(path)
-    tmp = write_temporary(path, write)
-    try:
+    path.parent.mkdir(parents=True, exist_ok=True)  # an OSError here names the folder
+    tmp = temporary_name(path)
+    try:  # one block from creating the temporary file to its rename: an interruption
+        write_temporary(path, write, tmp)  # anywhere in between removes it
         os.replace(tmp, path)
     except BaseException as exc:
         tmp.unlink(missing_ok=True)
@@ -36,22 +38,23 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def write_temporary(path: Path, write: Callable[[Path], None]) -> Path:
-    """`write(tmp)` into a new temporary file beside `path` (hidden, ending `.part`); returns
-    its name once `write` succeeded. On any failure or interruption it is removed again."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    path.parent.mkdir(parents=True, exist_ok=True)  # an OSError here names the folder
-    created = False
+def temporary_name(path: Path) -> Path:
+    """A new hidden name beside `path`, ending `.part`."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+
+
+def write_temporary(path: Path, write: Callable[[Path], None], tmp: Path) -> Path:
+    """`write(tmp)` into the new temporary file `tmp` beside `path`; returns `tmp` once
+    `write` succeeded. On a failure it is removed (an interruption is the caller's to clean:
+    it holds the name from before the file exists). The folder must exist."""
     try:
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        created = True
         write(tmp)
-        created = False
-    except OSError as exc:
-        raise naming(path, exc) from exc
-    finally:
-        if created:
-            tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise naming(path, exc) from exc
+        raise
     return tmp
 
 
@@ -79,7 +82,10 @@ class FileSet:
     def write(self, path: str | Path, write: Callable[[Path], None]) -> Path:
         """Like `atomic_write`, with the rename left to `commit`; returns the final name."""
         path = Path(path)
-        self.add(write_temporary(path, write), path)
+        path.parent.mkdir(parents=True, exist_ok=True)  # an OSError here names the folder
+        tmp = temporary_name(path)
+        self.add(tmp, path)  # staged before the file exists: `discard` removes it whatever
+        write_temporary(path, write, tmp)  # happens from here on
         return path
 
     def add(self, temporary: Path, path: str | Path) -> None:
